@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/natsse/natsse/gateway"
+	"github.com/natsse/natsse/natsbus"
+)
+
+// app is the whole program: built in order by start, shut down in reverse by run.
+type app struct {
+	cfg config
+	log *slog.Logger
+	ln  net.Listener
+	bus *natsbus.Bus
+	gw  *gateway.Gateway
+	srv *http.Server
+}
+
+// start builds the program: the HTTP listener (so that a taken port fails fast), the bus
+// (store lock, embedded NATS, stream), then the gateway. On error, what was built is torn
+// down again.
+func start(cfg config, log *slog.Logger) (a *app, err error) {
+	a = &app{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.teardown()
+		}
+	}()
+	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP listener: %w", err)
+	}
+	fsync, _ := cfg.fsyncInterval()
+	a.bus, err = natsbus.New(natsbus.Options{
+		StoreDir:        cfg.DataDir,
+		ClientAddr:      cfg.natsAddr(),
+		SubjectPrefix:   cfg.SubjectPrefix,
+		Stream:          cfg.Stream,
+		MaxAge:          cfg.HistoryMaxAge,
+		MaxBytes:        cfg.HistoryMaxBytes,
+		MaxMsgs:         cfg.HistoryMaxMsgs,
+		DuplicateWindow: cfg.DuplicateWindow,
+		SyncInterval:    fsync,
+		Logger:          log.With("component", "nats"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.gw, err = gateway.New(gateway.Options{
+		Bus:           a.bus,
+		Logger:        log,
+		KeepAlive:     cfg.KeepAlive,
+		Retry:         cfg.Retry,
+		BufferSize:    cfg.BufferSize,
+		RecentEvents:  recentEvents(cfg.RecentEvents),
+		MaxEventBytes: cfg.MaxEventBytes,
+		MaxTopics:     cfg.MaxTopics,
+		WriteTimeout:  cfg.WriteTimeout,
+		CORSOrigins:   cfg.CORSOrigins,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.srv = &http.Server{
+		Handler:           a.gw.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return a, nil
+}
+
+// recentEvents maps GATEWAY_RECENT_EVENTS (0 = none) to gateway.Options (negative = none).
+func recentEvents(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// httpAddr is the address the HTTP server listens on.
+func (a *app) httpAddr() string { return a.ln.Addr().String() }
+
+// run serves until ctx is done (a signal), then shuts down in reverse order. stop is called
+// when shutdown begins, so that a second signal ends the process at once.
+func (a *app) run(ctx context.Context, stop func()) error {
+	served := make(chan error, 1)
+	go func() { served <- a.srv.Serve(a.ln) }()
+	nats := a.bus.ClientURL()
+	if nats == "" {
+		nats = "off"
+	}
+	a.log.Info("gateway started", "http", a.httpAddr(), "nats", nats,
+		"data_dir", a.cfg.DataDir, "stream", a.cfg.Stream, "subjects", a.cfg.SubjectPrefix+".>",
+		"last_seq", a.gw.Stats().LastSeq)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+		err = fmt.Errorf("HTTP server: %w", err)
+	}
+	stop()
+	began := time.Now()
+	a.log.Info("gateway shutting down", "streams", a.gw.Stats().Connections)
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	// End the streams first: Shutdown would wait for them forever.
+	if cerr := a.gw.Close(); cerr != nil {
+		a.log.Warn("closing streams", "err", cerr)
+	}
+	if serr := a.srv.Shutdown(sctx); serr != nil {
+		a.log.Warn("HTTP shutdown", "err", serr)
+		a.srv.Close()
+	}
+	if err == nil {
+		if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = serr
+		}
+	}
+	a.bus.Close()
+	a.log.Info("gateway stopped", "took", time.Since(began).Round(time.Millisecond))
+	return err
+}
+
+// teardown releases what start built, after a failed start.
+func (a *app) teardown() {
+	if a.gw != nil {
+		a.gw.Close()
+	}
+	if a.bus != nil {
+		a.bus.Close()
+	}
+	if a.ln != nil {
+		a.ln.Close()
+	}
+}

@@ -1,0 +1,78 @@
+// Command gateway serves NATS subjects as Server-Sent Events streams.
+//
+// It is configured by GATEWAY_* environment variables only; run it with -h to list them.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/gin-gonic/gin"
+	"github.com/kelseyhightower/envconfig"
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "help":
+			usage(stdout)
+			return 0
+		default:
+			fmt.Fprintf(stderr, "gateway: unknown argument %q; it is configured by environment variables (see -h)\n", a)
+			return 2
+		}
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		logger(os.Stderr, slog.LevelInfo, "text").Error("gateway failed to start", "err", err)
+		return 1
+	}
+	level, _ := cfg.logLevel()
+	log := logger(stderr, level, cfg.LogFormat)
+
+	// The process's one gin setting: no debug output (GIN_MODE overrides it).
+	if os.Getenv("GIN_MODE") == "" {
+		gin.SetMode(gin.ReleaseMode)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := start(cfg, log)
+	if err != nil {
+		log.Error("gateway failed to start", "err", err)
+		return 1
+	}
+	if err := a.run(ctx, stop); err != nil {
+		log.Error("gateway stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func logger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "gateway: serves NATS subjects as Server-Sent Events streams.")
+	fmt.Fprintln(w, "")
+	fmt.Fprintln(w, "Endpoints: GET /events?topic=T[&topic=T2...], POST /publish/<topic>, GET /healthz, GET /readyz, GET /stats")
+	fmt.Fprintln(w, "")
+	fmt.Fprintln(w, "Configuration (environment variables):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	envconfig.Usagef(envPrefix, &config{}, tw, "{{range .}}  {{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}")
+	tw.Flush()
+}

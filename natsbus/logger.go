@@ -1,0 +1,48 @@
+package natsbus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+)
+
+// serverLogger adapts nats-server's logger to slog. The server's notices (a dozen lines at
+// every start) go to debug; warnings and errors keep their level. The first fatal message
+// is kept so that a failed start can say why.
+type serverLogger struct {
+	log *slog.Logger
+
+	mu    sync.Mutex
+	fatal string
+}
+
+func (l *serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
+func (l *serverLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
+func (l *serverLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
+func (l *serverLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
+func (l *serverLogger) Tracef(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
+
+func (l *serverLogger) Fatalf(format string, v ...any) {
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	l.mu.Lock()
+	if l.fatal == "" {
+		l.fatal = msg
+	}
+	l.mu.Unlock()
+	l.log.Error("nats-server: " + msg)
+}
+
+func (l *serverLogger) logf(level slog.Level, format string, v []any) {
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	l.log.Log(context.Background(), level, "nats-server: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+func (l *serverLogger) fatalMessage() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fatal
+}

@@ -1,0 +1,101 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const replayBatch = 256
+
+// Replay calls fn, in order, for each stored message that matches one of the topic filters
+// and whose sequence s satisfies after < s <= upTo. It stops at the first error fn returns
+// and returns it. At most Options.MaxReplays replays run at once; the others wait.
+//
+// Each replay uses a short-lived consumer that is deleted before Replay returns.
+func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, fn func(Message) error) error {
+	if after >= upTo {
+		return nil
+	}
+	select {
+	case b.replays <- struct{}{}:
+		defer func() { <-b.replays }()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.closed:
+		return ErrClosed
+	}
+	subjects := make([]string, 0, len(filters))
+	for _, f := range ReduceFilters(filters) {
+		subjects = append(subjects, b.Subject(f))
+	}
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       after + 1,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+		Replicas:          1,
+	}
+	if len(subjects) == 1 {
+		cfg.FilterSubject = subjects[0]
+	} else {
+		cfg.FilterSubjects = subjects
+	}
+	cons, err := b.stream.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("%w: replay consumer: %w", ErrUnavailable, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.stream.DeleteConsumer(dctx, cons.CachedInfo().Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			b.log.Warn("replay: delete consumer", "err", err)
+		}
+	}()
+
+	pending := cons.CachedInfo().NumPending
+	delivered := uint64(0)
+	for pending > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch, err := cons.Fetch(int(min(pending, replayBatch)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("%w: replay fetch: %w", ErrUnavailable, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("natsbus: replay: %w", err)
+			}
+			delivered++
+			if md.Sequence.Consumer != delivered {
+				return fmt.Errorf("%w: replay lost a message (delivery %d, expected %d)", ErrUnavailable, md.Sequence.Consumer, delivered)
+			}
+			pending = md.NumPending
+			if md.Sequence.Stream > upTo {
+				return nil
+			}
+			msg, err := b.message(m)
+			if err != nil {
+				return fmt.Errorf("natsbus: replay: %w", err)
+			}
+			if err := fn(msg); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("%w: replay fetch: %w", ErrUnavailable, err)
+		}
+		if got == 0 {
+			return fmt.Errorf("%w: replay stalled with %d pending", ErrUnavailable, pending)
+		}
+	}
+	return nil
+}
