@@ -20,6 +20,7 @@ var (
 	ErrClosed        = errors.New("natsbus: closed")
 	ErrDataDirLocked = errors.New("natsbus: data dir locked")
 	ErrUnavailable   = errors.New("natsbus: stream unavailable")
+	ErrListen        = errors.New("natsbus: cannot listen for NATS clients on")
 )
 
 // Options configure a Bus. The zero value of each field is its documented default, except
@@ -160,15 +161,18 @@ func (b *Bus) start() error {
 	ns.SetLoggerV2(logger, false, false, false)
 	b.ns = ns
 	ns.Start()
-	if !ns.ReadyForConnections(b.opts.StartTimeout) {
+	// A failed listen is reported through the logger's Fatalf, not by Start: watch for it
+	// rather than wait for the whole timeout.
+	deadline := time.Now().Add(b.opts.StartTimeout)
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
 		if msg := logger.fatalMessage(); msg != "" {
-			return fmt.Errorf("natsbus: start server: %s", msg)
+			return fmt.Errorf("%w %s: %s", ErrListen, b.opts.ClientAddr, msg)
 		}
-		return fmt.Errorf("natsbus: server not ready after %s", b.opts.StartTimeout)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("natsbus: server not ready after %s", b.opts.StartTimeout)
+		}
 	}
-	if msg := logger.fatalMessage(); msg != "" {
-		return fmt.Errorf("natsbus: start server: %s", msg)
-	}
+	logger.setStarted()
 	nc, err := nats.Connect("",
 		nats.InProcessServer(ns),
 		nats.Name("natsse-gateway"),

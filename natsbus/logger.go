@@ -14,8 +14,15 @@ import (
 type serverLogger struct {
 	log *slog.Logger
 
-	mu    sync.Mutex
-	fatal string
+	mu      sync.Mutex
+	fatal   string
+	started bool // before the start completes, fatal messages are returned, not logged
+}
+
+func (l *serverLogger) setStarted() {
+	l.mu.Lock()
+	l.started = true
+	l.mu.Unlock()
 }
 
 func (l *serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
@@ -30,8 +37,11 @@ func (l *serverLogger) Fatalf(format string, v ...any) {
 	if l.fatal == "" {
 		l.fatal = msg
 	}
+	started := l.started
 	l.mu.Unlock()
-	l.log.Error("nats-server: " + msg)
+	if started {
+		l.log.Error("nats-server: " + msg)
+	}
 }
 
 func (l *serverLogger) logf(level slog.Level, format string, v []any) {

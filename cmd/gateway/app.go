@@ -26,8 +26,8 @@ type app struct {
 // start builds the program: the HTTP listener (so that a taken port fails fast), the bus
 // (store lock, embedded NATS, stream), then the gateway. On error, what was built is torn
 // down again.
-func start(cfg config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log}
+func start(cfg config, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			a.teardown()
@@ -35,7 +35,7 @@ func start(cfg config, log *slog.Logger) (a *app, err error) {
 	}()
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return nil, fmt.Errorf("HTTP listener: %w", err)
+		return nil, fmt.Errorf("GATEWAY_HTTP_ADDR: %w", err)
 	}
 	fsync, _ := cfg.fsyncInterval()
 	a.bus, err = natsbus.New(natsbus.Options{
@@ -50,6 +50,9 @@ func start(cfg config, log *slog.Logger) (a *app, err error) {
 		SyncInterval:    fsync,
 		Logger:          log.With("component", "nats"),
 	})
+	if errors.Is(err, natsbus.ErrListen) {
+		return nil, fmt.Errorf("GATEWAY_NATS_ADDR: %w", err)
+	}
 	if err != nil {
 		return nil, err
 	}

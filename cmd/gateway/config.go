@@ -42,6 +42,10 @@ type config struct {
 func loadConfig() (config, error) {
 	var c config
 	if err := envconfig.Process(envPrefix, &c); err != nil {
+		var perr *envconfig.ParseError
+		if errors.As(err, &perr) {
+			return c, fmt.Errorf("configuration: %s=%q: not a valid %s", perr.KeyName, perr.Value, perr.TypeName)
+		}
 		return c, fmt.Errorf("configuration: %w", err)
 	}
 	return c, c.validate()
