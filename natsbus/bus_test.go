@@ -239,3 +239,24 @@ func TestFeedCloseDeletesConsumer(t *testing.T) {
 		t.Fatalf("%d consumers after the feed closed", info.State.Consumers)
 	}
 }
+
+func TestReplayTruncated(t *testing.T) {
+	t.Parallel()
+	b := newTestBus(t, Options{MaxMsgs: 5})
+	for i := 0; i < 12; i++ {
+		publish(t, b, "a", "", "x")
+	}
+	err := b.Replay(t.Context(), []string{"a"}, 2, 12, func(Message) error {
+		t.Fatal("fn called for a truncated replay")
+		return nil
+	})
+	var trunc *TruncatedError
+	if !errors.As(err, &trunc) || trunc.After != 2 || trunc.First != 8 {
+		t.Fatalf("err %v, want TruncatedError{2, 8}", err)
+	}
+	// From the oldest stored event on, the replay works.
+	n := 0
+	if err := b.Replay(t.Context(), []string{"a"}, 7, 12, func(Message) error { n++; return nil }); err != nil || n != 5 {
+		t.Fatalf("replay from 7: %d events, %v", n, err)
+	}
+}

@@ -11,11 +11,21 @@ import (
 
 const replayBatch = 256
 
+// TruncatedError reports that a replay could not start where it was asked to: the stream's
+// limits removed the events from After+1 to First-1 in the meantime.
+type TruncatedError struct{ After, First uint64 }
+
+func (e *TruncatedError) Error() string {
+	return fmt.Sprintf("natsbus: history removed: sequences %d to %d are gone", e.After+1, e.First-1)
+}
+
 // Replay calls fn, in order, for each stored message that matches one of the topic filters
 // and whose sequence s satisfies after < s <= upTo. It stops at the first error fn returns
 // and returns it. At most Options.MaxReplays replays run at once; the others wait.
 //
-// Each replay uses a short-lived consumer that is deleted before Replay returns.
+// When the events right after after were removed by the stream's limits, Replay returns a
+// *TruncatedError before calling fn. Each replay uses a short-lived consumer that is
+// deleted before Replay returns.
 func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, fn func(Message) error) error {
 	if after >= upTo {
 		return nil
@@ -57,7 +67,11 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 		}
 	}()
 
-	pending := cons.CachedInfo().NumPending
+	info := cons.CachedInfo()
+	if info.Delivered.Stream > after { // the server moved the start up to the first stored
+		return &TruncatedError{After: after, First: info.Delivered.Stream + 1}
+	}
+	pending := info.NumPending
 	delivered := uint64(0)
 	for pending > 0 {
 		if err := ctx.Err(); err != nil {
