@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/natsse/natsse/natsbus"
+	"github.com/natsse/natsse/sseformat"
+)
+
+// event is one stream message, encoded once. Its frames are shared, read-only, by every
+// connection that receives it.
+type event struct {
+	seq   uint64
+	topic string
+	typ   string
+	data  string
+	frame []byte // the SSE event
+
+	envOnce sync.Once
+	env     []byte // the SSE event with the enveloped data, built on first use
+	epoch   uint64
+}
+
+// newEvent encodes m. Data that is not valid UTF-8 has each bad byte sequence replaced by
+// U+FFFD (what browsers would show); an event type that cannot be sent has its forbidden
+// characters replaced the same way, and the reserved type "gap" is dropped (the event goes
+// out as a plain message). sanitized reports whether any of that happened.
+func newEvent(epoch uint64, m natsbus.Message) (ev *event, sanitized bool) {
+	data := string(m.Data)
+	if !utf8.ValidString(data) {
+		data, sanitized = strings.ToValidUTF8(data, "\uFFFD"), true
+	}
+	typ := m.Type
+	switch {
+	case typ == GapEventType: // reserved: only the gateway sends gap notices
+		typ, sanitized = "", true
+	case sseformat.ValidateType(typ) != nil:
+		typ, sanitized = sanitizeType(typ), true
+	}
+	ev = &event{seq: m.Seq, topic: m.Topic, typ: typ, data: data, epoch: epoch}
+	ev.frame = ev.encode(data)
+	return ev, sanitized
+}
+
+func sanitizeType(t string) string {
+	t = strings.ToValidUTF8(t, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == 0 {
+			return '\uFFFD'
+		}
+		return r
+	}, t)
+}
+
+func (e *event) encode(data string) []byte {
+	var idBuf [40]byte
+	se := sseformat.Event{
+		ID:   string(appendID(idBuf[:0], position{epoch: e.epoch, seq: e.seq})),
+		Type: e.typ,
+		Data: data,
+	}
+	return sseformat.AppendEvent(make([]byte, 0, sseformat.EncodedLen(se)), se)
+}
+
+// envelope is the data of an event sent to a connection that asked for envelopes.
+type envelope struct {
+	Topic string `json:"topic"`
+	Type  string `json:"type,omitempty"`
+	Data  string `json:"data"`
+}
+
+// envelopeFrame returns the event with its data wrapped in a JSON envelope that names the
+// topic. It is built once, on first use.
+func (e *event) envelopeFrame() []byte {
+	e.envOnce.Do(func() {
+		b, _ := json.Marshal(envelope{Topic: e.topic, Type: e.typ, Data: e.data})
+		e.env = e.encode(string(b))
+	})
+	return e.env
+}
+
+func (e *event) frameFor(envelope bool) []byte {
+	if envelope {
+		return e.envelopeFrame()
+	}
+	return e.frame
+}

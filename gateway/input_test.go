@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/natsse/natsse/natsbus"
+)
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Options{MaxEventBytes: 1024, MaxTopics: 3}, natsbus.Options{})
+	tests := []struct {
+		name, method, path, body string
+		header                   map[string]string
+		status                   int
+		code                     string
+	}{
+		{"publish empty token", "POST", "/publish/a..b", "x", nil, 400, "invalid_topic"},
+		{"publish trailing dot", "POST", "/publish/a.", "x", nil, 400, "invalid_topic"},
+		{"publish no topic", "POST", "/publish/", "x", nil, 400, "invalid_topic"},
+		{"publish space", "POST", "/publish/a%20b", "x", nil, 400, "invalid_topic"},
+		{"publish wildcard", "POST", "/publish/a.*", "x", nil, 400, "invalid_topic"},
+		{"publish tail wildcard", "POST", "/publish/a.%3E", "x", nil, 400, "invalid_topic"},
+		{"publish not UTF-8", "POST", "/publish/a", "bad \xff", nil, 400, "invalid_data"},
+		{"publish too large", "POST", "/publish/a", strings.Repeat("x", 2000), nil, 413, "too_large"},
+		{"publish too many lines", "POST", "/publish/a", strings.Repeat("\n", 200), nil, 413, "too_large"},
+		{"event type with LF", "POST", "/publish/a?event=x%0Ay", "x", nil, 400, "invalid_event_type"},
+		{"reserved event type", "POST", "/publish/a?event=gap", "x", nil, 400, "invalid_event_type"},
+		{"event type with CR", "POST", "/publish/a?event=x%0Dy", "x", nil, 400, "invalid_event_type"},
+		{"typo in publish parameter", "POST", "/publish/a?evnt=x", "x", nil, 400, "bad_request"},
+		{"idempotency key with newline", "POST", "/publish/a", "x", map[string]string{"Idempotency-Key": strings.Repeat("k", 300)}, 400, "bad_request"},
+		{"publish with GET", "GET", "/publish/a", "", nil, 405, "method_not_allowed"},
+		{"no topic", "GET", "/events", "", nil, 400, "bad_request"},
+		{"empty topic", "GET", "/events?topic=", "", nil, 400, "invalid_topic"},
+		{"bad filter", "GET", "/events?topic=a.%3E.b", "", nil, 400, "invalid_topic"},
+		{"too many topics", "GET", "/events?topic=a&topic=b&topic=c&topic=d", "", nil, 400, "bad_request"},
+		{"typo topics", "GET", "/events?topics=a", "", nil, 400, "bad_request"},
+		{"typo case", "GET", "/events?Topic=a", "", nil, 400, "bad_request"},
+		{"typo last-event-id", "GET", "/events?topic=a&last-event-id=x", "", nil, 400, "bad_request"},
+		{"bad envelope", "GET", "/events?topic=a&envelope=maybe", "", nil, 400, "bad_request"},
+		{"garbage Last-Event-ID", "GET", "/events?topic=a", "", map[string]string{"Last-Event-ID": "garbage"}, 400, "invalid_last_event_id"},
+		{"garbage last_event_id", "GET", "/events?topic=a&last_event_id=1-2-3", "", nil, 400, "invalid_last_event_id"},
+		{"negative seq", "GET", "/events?topic=a&last_event_id=abc--1", "", nil, 400, "invalid_last_event_id"},
+		{"events with POST", "POST", "/events?topic=a", "", nil, 405, "method_not_allowed"},
+		{"unknown path", "GET", "/nope", "", nil, 404, "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, e.srv.URL+tt.path, strings.NewReader(tt.body))
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			var body errorBody
+			if err := json.Unmarshal(raw, &body); err != nil {
+				t.Fatalf("status %d, body %q: not JSON", resp.StatusCode, raw)
+			}
+			if resp.StatusCode != tt.status || body.Code != tt.code || body.Error == "" {
+				t.Fatalf("status %d %+v, want %d with code %s", resp.StatusCode, body, tt.status, tt.code)
+			}
+			if strings.Contains(body.Error, "natsbus:") || strings.Contains(body.Error, "sseformat:") {
+				t.Errorf("error message leaks package names: %q", body.Error)
+			}
+		})
+	}
+	// The gateway still serves.
+	c := e.subscribe(t, "topic=a&cachebuster=123", "")
+	id := e.publish(t, "a", "", "still here")
+	if got := c.next(t); got.ID != id {
+		t.Fatalf("got %s, want %s", got.ID, id)
+	}
+}
+
+func TestPublishIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Options{}, natsbus.Options{})
+	post := func() publishResponse {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/publish/orders", strings.NewReader("x"))
+		req.Header.Set("Idempotency-Key", "order-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r publishResponse
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("status %d, %v", resp.StatusCode, err)
+		}
+		return r
+	}
+	a, b := post(), post()
+	if a.Duplicate || !b.Duplicate || a.ID != b.ID {
+		t.Fatalf("first %+v, retry %+v: want the retry to be a duplicate with the same id", a, b)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Options{CORSOrigins: []string{"https://app.example"}}, natsbus.Options{})
+	do := func(method, origin string, header map[string]string) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), method, e.srv.URL+"/publish/a", strings.NewReader("x"))
+		req.Header.Set("Origin", origin)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	pre := do("OPTIONS", "https://app.example", map[string]string{
+		"Access-Control-Request-Method":  "GET",
+		"Access-Control-Request-Headers": "last-event-id, authorization",
+	})
+	if pre.StatusCode != 204 || pre.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "Last-Event-ID") ||
+		!strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", pre.StatusCode, pre.Header)
+	}
+	if r := do("POST", "https://app.example", nil); r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Fatalf("allowed origin: %d %v", r.StatusCode, r.Header)
+	}
+	if r := do("POST", "https://evil.example", nil); r.StatusCode != 403 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("other origin: %d %v", r.StatusCode, r.Header)
+	}
+	if r := do("OPTIONS", "https://evil.example", map[string]string{"Access-Control-Request-Method": "GET"}); r.StatusCode != 403 {
+		t.Fatalf("other origin's preflight: %d", r.StatusCode)
+	}
+	if r := do("POST", e.srv.URL, nil); r.StatusCode != 200 {
+		t.Fatalf("same origin: %d", r.StatusCode)
+	}
+}

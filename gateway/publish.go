@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/natsse/natsse/natsbus"
+	"github.com/natsse/natsse/sseformat"
+)
+
+// HeaderIdempotencyKey makes a retried HTTP publish store its event once.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// maxIDLen is the longest SSE id the gateway issues: a base-36 epoch and a decimal sequence.
+const maxIDLen = 13 + 1 + 20
+
+// publishResponse answers a publish.
+type publishResponse struct {
+	ID        string `json:"id"`        // the SSE id the event carries
+	Topic     string `json:"topic"`     // the topic it was published on
+	Seq       uint64 `json:"seq"`       // its stream sequence
+	Duplicate bool   `json:"duplicate"` // an earlier publish with the same Idempotency-Key stored it
+}
+
+func (g *Gateway) handlePublish(c *gin.Context) {
+	p, err := g.parsePublish(c)
+	if err != nil {
+		g.writeError(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), g.opts.PublishTimeout)
+	defer cancel()
+	res, err := g.bus.Publish(ctx, p)
+	if err != nil {
+		g.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, publishResponse{
+		ID:        position{epoch: g.bus.Epoch(), seq: res.Seq}.String(),
+		Topic:     p.Topic,
+		Seq:       res.Seq,
+		Duplicate: res.Duplicate,
+	})
+}
+
+func (g *Gateway) parsePublish(c *gin.Context) (natsbus.Publication, error) {
+	var p natsbus.Publication
+	p.Topic = strings.TrimPrefix(c.Param("topic"), "/")
+	if err := natsbus.ValidateTopic(p.Topic); err != nil {
+		return p, err
+	}
+	q := c.Request.URL.Query()
+	if err := checkParams(q, "event"); err != nil {
+		return p, err
+	}
+	p.Type = q.Get("event")
+	if err := sseformat.ValidateType(p.Type); err != nil {
+		return p, err
+	}
+	if p.Type == GapEventType {
+		return p, wrapf(sseformat.ErrInvalidType, "event type %q is reserved for the gateway's gap notices", GapEventType)
+	}
+	p.MsgID = c.GetHeader(HeaderIdempotencyKey)
+	if len(p.MsgID) > 256 || strings.ContainsAny(p.MsgID, "\r\n") {
+		return p, wrapf(errBadRequest, "%s header: at most 256 bytes on one line", HeaderIdempotencyKey)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, int64(g.opts.MaxEventBytes)))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return p, wrapf(errTooLarge, "body over %d bytes", g.opts.MaxEventBytes)
+		}
+		return p, wrapf(errBadRequest, "reading body: %v", err)
+	}
+	if !utf8.Valid(body) {
+		return p, wrapf(sseformat.ErrInvalidData, "body is not valid UTF-8 text")
+	}
+	p.Data = body
+	size := sseformat.EncodedLen(sseformat.Event{ID: strings.Repeat("0", maxIDLen), Type: p.Type, Data: string(body)})
+	if size > g.opts.MaxEventBytes {
+		return p, wrapf(errTooLarge, "the encoded event would be %d bytes, over the limit of %d (each line of data costs 7 bytes more)", size, g.opts.MaxEventBytes)
+	}
+	return p, nil
+}

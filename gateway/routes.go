@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+func (g *Gateway) routes() *gin.Engine {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
+		g.log.Error("handler panic", "path", c.Request.URL.Path, "panic", err)
+		c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody{Error: "internal error", Code: "internal"})
+	}))
+	r.Use(g.cors.middleware)
+	r.GET("/events", g.handleEvents)
+	r.POST("/publish/*topic", g.handlePublish)
+	r.GET("/healthz", g.handleHealth)
+	r.GET("/readyz", g.handleReady)
+	r.GET("/stats", g.handleStats)
+	r.NoRoute(func(c *gin.Context) {
+		g.writeError(c, wrapf(errNotFound, "no such endpoint: %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		g.writeError(c, wrapf(errMethod, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+	})
+	return r
+}
+
+func (g *Gateway) handleHealth(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (g *Gateway) handleReady(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
+	defer cancel()
+	if err := g.bus.Ready(ctx); err != nil {
+		g.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+func (g *Gateway) handleStats(c *gin.Context) {
+	c.JSON(http.StatusOK, g.Stats())
+}

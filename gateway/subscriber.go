@@ -1,0 +1,35 @@
+package gateway
+
+import "github.com/natsse/natsse/natsbus"
+
+// subscriber is one SSE connection's registration in the Hub. Its fields other than
+// filters and envelope are guarded by the Hub's lock; queue is closed exactly once, under
+// that lock.
+type subscriber struct {
+	filters  []string // reduced topic filters
+	envelope bool
+	queue    chan *event
+
+	after   uint64 // live events at or below this sequence were already sent
+	lastSeq uint64 // the last event queued, to queue an event matched by two filters once
+	joined  bool
+	closed  bool
+	cut     bool // closed because the queue was full
+}
+
+func newSubscriber(filters []string, envelope bool, queueSize int) *subscriber {
+	return &subscriber{
+		filters:  natsbus.ReduceFilters(filters),
+		envelope: envelope,
+		queue:    make(chan *event, queueSize),
+	}
+}
+
+func (s *subscriber) matches(topic string) bool {
+	for _, f := range s.filters {
+		if natsbus.Covers(f, topic) {
+			return true
+		}
+	}
+	return false
+}
