@@ -15,14 +15,17 @@ import (
 
 // Errors the handlers return, mapped to HTTP statuses in one place, writeError.
 var (
-	errBadRequest  = errors.New("bad request")
-	errTooLarge    = errors.New("too large")
-	errNotFound    = errors.New("not found")
-	errMethod      = errors.New("method not allowed")
-	errForbidden   = errors.New("forbidden")
-	errUnavailable = errors.New("unavailable")
-	retryAfterSecs = 1
+	errBadRequest      = errors.New("bad request")
+	errTooLarge        = errors.New("too large")
+	errHeadersTooLarge = errors.New("headers too large")
+	errNotFound        = errors.New("not found")
+	errMethod          = errors.New("method not allowed")
+	errForbidden       = errors.New("forbidden")
+	errUnavailable     = errors.New("unavailable")
 )
+
+// retryAfterSecs is the Retry-After of a 503.
+const retryAfterSecs = 1
 
 // errorBody is the one JSON shape of every error answer.
 type errorBody struct {
@@ -40,6 +43,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, "invalid_event_type"
 	case errors.Is(err, sseformat.ErrInvalidData):
 		return http.StatusBadRequest, "invalid_data"
+	case errors.Is(err, errHeadersTooLarge):
+		return http.StatusRequestHeaderFieldsTooLarge, "headers_too_large"
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, errBadRequest):

@@ -33,6 +33,9 @@ type Options struct {
 	// MaxEventBytes bounds an HTTP publish: the encoded SSE event (id, event and data lines)
 	// may not exceed it. Default 65536, what common SSE client libraries accept.
 	MaxEventBytes int
+	// MaxHeaderBytes bounds a request's line and headers; larger requests get 431.
+	// Default 32 KiB.
+	MaxHeaderBytes int
 	// MaxTopics bounds the topics of one stream. Default 32.
 	MaxTopics int
 	// WriteTimeout bounds every write to a stream: a client that does not take the bytes in
@@ -68,6 +71,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxEventBytes <= 0 {
 		o.MaxEventBytes = 65536
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 32 << 10
 	}
 	if o.MaxTopics <= 0 {
 		o.MaxTopics = 32

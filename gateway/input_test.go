@@ -47,6 +47,8 @@ func TestBadInput(t *testing.T) {
 		{"negative seq", "GET", "/events?topic=a&last_event_id=abc--1", "", nil, 400, "invalid_last_event_id"},
 		{"events with POST", "POST", "/events?topic=a", "", nil, 405, "method_not_allowed"},
 		{"unknown path", "GET", "/nope", "", nil, 404, "not_found"},
+		{"huge header", "GET", "/events?topic=a", "", map[string]string{"X-Junk": strings.Repeat("j", 40<<10)}, 431, "headers_too_large"},
+		{"huge query", "GET", "/events?topic=a&pad=" + strings.Repeat("p", 40<<10), "", nil, 431, "headers_too_large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ func (g *Gateway) routes() *gin.Engine {
 		g.log.Error("handler panic", "path", c.Request.URL.Path, "panic", err)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody{Error: "internal error", Code: "internal"})
 	}))
+	r.Use(g.limitHeaders)
 	r.Use(g.cors.middleware)
 	r.GET("/events", g.handleEvents)
 	r.POST("/publish/*topic", g.handlePublish)
@@ -46,4 +47,19 @@ func (g *Gateway) handleReady(c *gin.Context) {
 
 func (g *Gateway) handleStats(c *gin.Context) {
 	c.JSON(http.StatusOK, g.Stats())
+}
+
+// limitHeaders refuses requests whose headers exceed Options.MaxHeaderBytes.
+func (g *Gateway) limitHeaders(c *gin.Context) {
+	n := len(c.Request.Method) + len(c.Request.RequestURI) + len(c.Request.Proto) + 4
+	for k, vs := range c.Request.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	if n > g.opts.MaxHeaderBytes {
+		g.writeError(c, wrapf(errHeadersTooLarge, "request line and headers are %d bytes, over the limit of %d", n, g.opts.MaxHeaderBytes))
+		return
+	}
+	c.Next()
 }

@@ -33,7 +33,7 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 			a.teardown()
 		}
 	}()
-	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	a.ln, err = listen(cfg.HTTPAddr, cfg.WriteTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("GATEWAY_HTTP_ADDR: %w", err)
 	}
@@ -75,8 +75,10 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 		Handler:           a.gw.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// The gateway answers headers over its own limit (32 KiB) with a JSON 431; beyond
+		// this, net/http refuses them before any handler runs.
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return a, nil
 }
