@@ -108,7 +108,7 @@ func (e *testEnv) subscribe(t testing.TB, query, lastID string) *sseClient {
 		cancel()
 		t.Fatalf("subscribe %s: status %d: %s", query, resp.StatusCode, b)
 	}
-	c := &sseClient{resp: resp, events: make(chan sseformat.Event, 100000), done: make(chan error, 1), cancel: cancel}
+	c := &sseClient{resp: resp, events: make(chan sseformat.Event, 1024), done: make(chan error, 1), cancel: cancel}
 	go func() {
 		dec := sseformat.NewDecoder(bufio.NewReader(resp.Body))
 		for {

@@ -285,6 +285,16 @@ func (b *Bus) State(ctx context.Context) (first, last uint64, err error) {
 	return first, last, nil
 }
 
+// Consumers returns the number of consumers on the stream: the feeds and the replays
+// running, and any left behind.
+func (b *Bus) Consumers(ctx context.Context) (int, error) {
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return info.State.Consumers, nil
+}
+
 // Ready reports whether the server, the connection and the stream can serve.
 func (b *Bus) Ready(ctx context.Context) error {
 	select {
