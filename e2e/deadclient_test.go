@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// netnsHost is a test host in a network namespace of its own, joined to this one by a veth
+// pair: hostAddr here, peerAddr there.
+type netnsHost struct {
+	name               string
+	link               string // our end of the veth pair
+	hostAddr, peerAddr string
+}
+
+// newNetnsHost makes the namespace and its link, and removes them when the test ends. It
+// needs root and iproute2: without them it skips, except under CI=true, where it fails.
+func newNetnsHost(tb testing.TB) *netnsHost {
+	tb.Helper()
+	if _, err := exec.LookPath("ip"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal("this test needs root and iproute2's ip command, and CI must run it")
+		}
+		tb.Skip("needs root and iproute2's ip command (network namespaces)")
+	}
+	id := os.Getpid() % 200
+	h := &netnsHost{
+		name:     fmt.Sprintf("natsse-e2e-%d", os.Getpid()),
+		link:     fmt.Sprintf("nse%d", os.Getpid()%100000),
+		hostAddr: fmt.Sprintf("10.231.%d.1", id),
+		peerAddr: fmt.Sprintf("10.231.%d.2", id),
+	}
+	peer := h.link + "p"
+	run := func(args ...string) {
+		tb.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			tb.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("netns", "add", h.name)
+	tb.Cleanup(func() {
+		exec.Command("ip", "link", "del", h.link).Run()
+		exec.Command("ip", "netns", "del", h.name).Run()
+	})
+	run("link", "add", h.link, "type", "veth", "peer", "name", peer)
+	run("link", "set", peer, "netns", h.name)
+	run("addr", "add", h.hostAddr+"/24", "dev", h.link)
+	run("link", "set", h.link, "up")
+	run("netns", "exec", h.name, "ip", "addr", "add", h.peerAddr+"/24", "dev", peer)
+	run("netns", "exec", h.name, "ip", "link", "set", peer, "up")
+	run("netns", "exec", h.name, "ip", "link", "set", "lo", "up")
+	return h
+}
+
+// cut takes our end of the link down: the peer can no longer send anything, not even a
+// FIN or a reset, and nothing reaches it.
+func (h *netnsHost) cut(tb testing.TB) {
+	tb.Helper()
+	if out, err := exec.Command("ip", "link", "set", h.link, "down").CombinedOutput(); err != nil {
+		tb.Fatalf("ip link set %s down: %v: %s", h.link, err, out)
+	}
+}
+
+// TestVanishedClient subscribes from another host, then makes that host vanish without a
+// FIN. The gateway must notice with its next keep-alive writes (the connection's
+// unacknowledged data times out) and drop the stream, instead of holding it for the
+// kernel's retransmission timeout (about 15 minutes).
+func TestVanishedClient(t *testing.T) {
+	h := newNetnsHost(t)
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is needed as the client on the test host")
+		}
+		t.Skip("needs curl as the client on the test host")
+	}
+	g := startGateway(t, "GATEWAY_HTTP_ADDR="+h.hostAddr+":0", "GATEWAY_KEEPALIVE=1s", "GATEWAY_WRITE_TIMEOUT=2s")
+	client := exec.Command("ip", "netns", "exec", h.name, curl, "-sN", g.url("/events?topic=vanish"))
+	out := newLogLines()
+	client.Stdout = out
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Process.Kill(); client.Wait() })
+	waitUntil(t, 30*time.Second, "the remote client's stream joined", func() bool { return g.stats(t).Connections == 1 })
+	g.publish(t, "vanish", "", "before")
+	waitUntil(t, 30*time.Second, "the remote client received an event", func() bool {
+		return strings.Contains(out.text(), "data: before")
+	})
+
+	h.cut(t)
+	began := time.Now()
+	waitUntil(t, 60*time.Second, "the gateway dropped the vanished client", func() bool { return g.stats(t).Connections == 0 })
+	t.Logf("vanished client dropped %s after its host went away", time.Since(began).Round(100*time.Millisecond))
+	// The gateway still serves others.
+	s := g.subscribe(t, "topic=vanish")
+	id := g.publish(t, "vanish", "", "after").ID
+	if ev := s.next(t); ev.ID != id {
+		t.Fatalf("got %s, want %s", ev.ID, id)
+	}
+}
