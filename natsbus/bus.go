@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,11 +53,69 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logger receives the Bus's and the server's logs. Nil discards them.
 	Logger *slog.Logger
+
+	// Cluster joins the embedded server to the other gateways' servers: NATS routes, and
+	// JetStream clustering. Zero: a standalone server.
+	Cluster ClusterOptions
+	// Replicas is the stream's replica count: 1, or 3 in a three-node cluster. Default 1.
+	Replicas int
+	// URLs, when set, connects to an existing NATS deployment with JetStream instead of
+	// embedding a server; StoreDir, ClientAddr and Cluster are then unused.
+	URLs []string
+	// LeafRemotes, when set, embeds a server without JetStream that joins these URLs as a
+	// leaf node: local NATS clients still connect to ClientAddr, and the stream lives in
+	// the remote deployment's JetStream. StoreDir is unused.
+	LeafRemotes []string
+	// Credentials authenticate to URLs and LeafRemotes.
+	Credentials Credentials
+	// JetStreamDomain names the JetStream domain that holds the stream. A leaf node needs
+	// it: the deployment it joins must have a domain, as NATS does not forward the default
+	// JetStream API over leaf connections. Empty: the default domain.
+	JetStreamDomain string
 }
 
+// ClusterOptions configure an embedded cluster node.
+type ClusterOptions struct {
+	Name   string   // the cluster's name, the same on every node
+	Addr   string   // the route listener, "host:port"
+	Routes []string // nats://host:port of every node (listing this one too is fine)
+}
+
+func (c ClusterOptions) enabled() bool { return c.Name != "" || c.Addr != "" || len(c.Routes) > 0 }
+
+// Credentials authenticate to a NATS deployment. Set at most one way.
+type Credentials struct {
+	File     string // a .creds file (JWT and NKey seed)
+	User     string
+	Password string
+	Token    string
+}
+
+// embedsJetStream reports whether the Bus runs JetStream in its own server.
+func (o *Options) embedsJetStream() bool { return len(o.URLs) == 0 && len(o.LeafRemotes) == 0 }
+
 func (o *Options) setDefaults() error {
-	if o.StoreDir == "" {
+	switch {
+	case len(o.URLs) > 0 && (o.Cluster.enabled() || len(o.LeafRemotes) > 0):
+		return errors.New("natsbus: URLs (an existing deployment) exclude Cluster and LeafRemotes")
+	case len(o.LeafRemotes) > 0 && o.Cluster.enabled():
+		return errors.New("natsbus: LeafRemotes exclude Cluster")
+	case o.Cluster.enabled() && (o.Cluster.Name == "" || o.Cluster.Addr == "" || len(o.Cluster.Routes) == 0):
+		return errors.New("natsbus: a cluster node needs a cluster name, a route address and the routes")
+	case o.Cluster.enabled() && o.ServerName == "":
+		return errors.New("natsbus: a cluster node needs a unique, stable server name")
+	case len(o.LeafRemotes) > 0 && o.JetStreamDomain == "":
+		return errors.New("natsbus: a leaf node needs the JetStream domain of the deployment it joins")
+	case o.embedsJetStream() && o.StoreDir == "":
 		return errors.New("natsbus: StoreDir is required")
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Cluster.enabled() && o.ClientAddr == "" {
+		// A clustered server without a client listener never starts routing and hangs on
+		// shutdown: give it one that only this host can reach.
+		o.ClientAddr = "127.0.0.1:0"
 	}
 	if o.ServerName == "" {
 		o.ServerName = "natsse"
@@ -81,6 +140,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second
+		if o.Cluster.enabled() || len(o.URLs) > 0 || len(o.LeafRemotes) > 0 {
+			o.StartTimeout = 5 * time.Minute // the other nodes may start later
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -119,11 +181,13 @@ func New(opts Options) (*Bus, error) {
 		closed:   make(chan struct{}),
 		ncClosed: make(chan struct{}),
 	}
-	lock, err := lockDir(opts.StoreDir)
-	if err != nil {
-		return nil, err
+	if opts.embedsJetStream() {
+		lock, err := lockDir(opts.StoreDir)
+		if err != nil {
+			return nil, err
+		}
+		b.lock = lock
 	}
-	b.lock = lock
 	if err := b.start(); err != nil {
 		b.shutdown()
 		return nil, err
@@ -132,58 +196,38 @@ func New(opts Options) (*Bus, error) {
 }
 
 func (b *Bus) start() error {
-	sopts := &server.Options{
-		ServerName:             b.opts.ServerName,
-		JetStream:              true,
-		StoreDir:               b.opts.StoreDir,
-		NoSigs:                 true,
-		DisableJetStreamBanner: true,
-		SyncInterval:           b.opts.SyncInterval,
-	}
-	if b.opts.SyncInterval < 0 {
-		sopts.SyncInterval = 0
-		sopts.SyncAlways = true
-	}
-	if b.opts.ClientAddr == "" {
-		sopts.DontListen = true
+	var connect []nats.Option
+	url := strings.Join(b.opts.URLs, ",")
+	if len(b.opts.URLs) == 0 {
+		if err := b.startServer(); err != nil {
+			return err
+		}
+		connect = append(connect, nats.InProcessServer(b.ns))
 	} else {
-		host, port, err := splitHostPort(b.opts.ClientAddr)
-		if err != nil {
-			return fmt.Errorf("natsbus: client address %q: %w", b.opts.ClientAddr, err)
-		}
-		sopts.Host, sopts.Port = host, port
+		connect = append(connect, b.opts.Credentials.natsOptions()...)
 	}
-	ns, err := server.NewServer(sopts)
-	if err != nil {
-		return fmt.Errorf("natsbus: configure server: %w", err)
-	}
-	logger := &serverLogger{log: b.log}
-	ns.SetLoggerV2(logger, false, false, false)
-	b.ns = ns
-	ns.Start()
-	// A failed listen is reported through the logger's Fatalf, not by Start: watch for it
-	// rather than wait for the whole timeout.
-	deadline := time.Now().Add(b.opts.StartTimeout)
-	for !ns.ReadyForConnections(50 * time.Millisecond) {
-		if msg := logger.fatalMessage(); msg != "" {
-			return fmt.Errorf("%w %s: %s", ErrListen, b.opts.ClientAddr, msg)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("natsbus: server not ready after %s", b.opts.StartTimeout)
-		}
-	}
-	logger.setStarted()
-	nc, err := nats.Connect("",
-		nats.InProcessServer(ns),
-		nats.Name("natsse-gateway"),
+	nc, err := nats.Connect(url, append(connect,
+		nats.Name("natsse-gateway "+b.opts.ServerName),
 		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.ncClosed) }),
-	)
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				b.log.Warn("NATS connection lost; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { b.log.Info("NATS connection restored", "url", nc.ConnectedUrlRedacted()) }),
+	)...)
 	if err != nil {
-		return fmt.Errorf("natsbus: connect in process: %w", err)
+		return fmt.Errorf("natsbus: connect to NATS: %w", err)
 	}
 	b.nc = nc
-	js, err := jetstream.New(nc)
+	var js jetstream.JetStream
+	if b.opts.JetStreamDomain != "" {
+		js, err = jetstream.NewWithDomain(nc, b.opts.JetStreamDomain)
+	} else {
+		js, err = jetstream.New(nc)
+	}
 	if err != nil {
 		return fmt.Errorf("natsbus: jetstream: %w", err)
 	}
@@ -205,19 +249,29 @@ func (b *Bus) ensureStream(ctx context.Context) error {
 		MaxBytes:    orUnlimited(b.opts.MaxBytes),
 		MaxMsgs:     orUnlimited(b.opts.MaxMsgs),
 		Duplicates:  b.opts.DuplicateWindow,
-		Replicas:    1,
+		Replicas:    b.opts.Replicas,
 		AllowDirect: true,
 	}
 	var err error
-	// JetStream may answer "temporarily unavailable" for a moment after start.
+	// JetStream answers "temporarily unavailable" for a moment after start, and a clustered
+	// stream cannot be placed until enough nodes are up: retry until StartTimeout.
+	lastLog := time.Now()
 	for {
-		b.stream, err = b.js.CreateOrUpdateStream(ctx, cfg)
+		// Bound each attempt: a request sent before the cluster has a meta leader is not
+		// answered at all.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		b.stream, err = b.js.CreateOrUpdateStream(actx, cfg)
+		cancel()
 		if err == nil || ctx.Err() != nil {
 			break
 		}
+		if time.Since(lastLog) > 5*time.Second {
+			b.log.Info("waiting for JetStream to create the stream", "stream", cfg.Name, "replicas", cfg.Replicas, "err", err)
+			lastLog = time.Now()
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	if err != nil {
@@ -265,7 +319,7 @@ func (b *Bus) Subject(topic string) string { return b.opts.SubjectPrefix + "." +
 
 // ClientURL returns the URL NATS clients connect to, or "" when there is no listener.
 func (b *Bus) ClientURL() string {
-	if b.opts.ClientAddr == "" {
+	if b.ns == nil || b.opts.ClientAddr == "" {
 		return ""
 	}
 	return b.ns.ClientURL()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/natsse/natsse/gateway"
@@ -15,17 +16,29 @@ import (
 
 // app is the whole program: built in order by start, shut down in reverse by run.
 type app struct {
-	cfg config
-	log *slog.Logger
-	ln  net.Listener
-	bus *natsbus.Bus
-	gw  *gateway.Gateway
-	srv *http.Server
+	cfg     config
+	log     *slog.Logger
+	ln      net.Listener
+	handler swapHandler // the starting handler, then the gateway's
+	srv     *http.Server
+	served  chan error // the HTTP server's end
+	bus     *natsbus.Bus
+	gw      *gateway.Gateway
 }
 
-// start builds the program: the HTTP listener (so that a taken port fails fast), the bus
-// (store lock, embedded NATS, stream), then the gateway. On error, what was built is torn
-// down again.
+// swapHandler serves with whichever handler was set last.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
+
+// start builds the program: the HTTP listener (so that a taken port fails fast) serving
+// the starting handler, the bus (store lock, embedded NATS, stream — a cluster node waits
+// here for the others), then the gateway, which takes over HTTP. On error, what was built
+// is torn down again.
 func start(cfg config, log *slog.Logger) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log}
 	defer func() {
@@ -37,6 +50,19 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("GATEWAY_HTTP_ADDR: %w", err)
 	}
+	a.handler.set(gateway.StartingHandler(cfg.Retry))
+	a.srv = &http.Server{
+		Handler:           &a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// The gateway answers headers over its own limit (32 KiB) with a JSON 431; beyond
+		// this, net/http refuses them before any handler runs.
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	a.served = make(chan error, 1)
+	go func() { a.served <- a.srv.Serve(a.ln) }()
+	log.Info("gateway starting", "http", a.httpAddr())
 	fsync, _ := cfg.fsyncInterval()
 	a.bus, err = natsbus.New(natsbus.Options{
 		StoreDir:        cfg.DataDir,
@@ -49,6 +75,22 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 		DuplicateWindow: cfg.DuplicateWindow,
 		SyncInterval:    fsync,
 		Logger:          log.With("component", "nats"),
+		ServerName:      cfg.ServerName,
+		Cluster: natsbus.ClusterOptions{
+			Name:   cfg.ClusterName,
+			Addr:   cfg.ClusterAddr,
+			Routes: cfg.ClusterRoutes,
+		},
+		Replicas:    cfg.StreamReplicas,
+		URLs:        cfg.NATSURL,
+		LeafRemotes: cfg.LeafRemotes,
+		Credentials: natsbus.Credentials{
+			File:     cfg.NATSCreds,
+			User:     cfg.NATSUser,
+			Password: cfg.NATSPassword,
+			Token:    cfg.NATSToken,
+		},
+		JetStreamDomain: cfg.JSDomain,
 	})
 	if errors.Is(err, natsbus.ErrListen) {
 		return nil, fmt.Errorf("GATEWAY_NATS_ADDR: %w", err)
@@ -71,15 +113,7 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.srv = &http.Server{
-		Handler:           a.gw.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		// The gateway answers headers over its own limit (32 KiB) with a JSON 431; beyond
-		// this, net/http refuses them before any handler runs.
-		MaxHeaderBytes: 1 << 20,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	a.handler.set(a.gw.Handler())
 	return a, nil
 }
 
@@ -97,8 +131,7 @@ func (a *app) httpAddr() string { return a.ln.Addr().String() }
 // run serves until ctx is done (a signal), then shuts down in reverse order. stop is called
 // when shutdown begins, so that a second signal ends the process at once.
 func (a *app) run(ctx context.Context, stop func()) error {
-	served := make(chan error, 1)
-	go func() { served <- a.srv.Serve(a.ln) }()
+	served := a.served
 	nats := a.bus.ClientURL()
 	if nats == "" {
 		nats = "off"
@@ -144,7 +177,9 @@ func (a *app) teardown() {
 	if a.bus != nil {
 		a.bus.Close()
 	}
-	if a.ln != nil {
+	if a.srv != nil {
+		a.srv.Close() // closes the listener too
+	} else if a.ln != nil {
 		a.ln.Close()
 	}
 }

@@ -33,6 +33,18 @@ type config struct {
 	MaxTopics       int           `envconfig:"MAX_TOPICS" default:"32" desc:"most topics in one stream"`
 	WriteTimeout    time.Duration `envconfig:"WRITE_TIMEOUT" default:"10s" desc:"a stream whose client takes no bytes for this long is cut off"`
 	CORSOrigins     []string      `envconfig:"CORS_ORIGINS" desc:"comma-separated origins allowed from browsers on other origins, or '*'"`
+	ServerName      string        `envconfig:"SERVER_NAME" desc:"the embedded NATS server's name: unique and stable per node in a cluster (default natsse)"`
+	ClusterName     string        `envconfig:"CLUSTER_NAME" desc:"embedded cluster: the cluster's name, the same on every node"`
+	ClusterAddr     string        `envconfig:"CLUSTER_ADDR" desc:"embedded cluster: this node's route listener, e.g. 0.0.0.0:6222"`
+	ClusterRoutes   []string      `envconfig:"CLUSTER_ROUTES" desc:"embedded cluster: comma-separated nats://host:port routes of all nodes"`
+	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"the stream's replicas: 1, or 3 in a three-node cluster"`
+	NATSURL         []string      `envconfig:"NATS_URL" desc:"external NATS: comma-separated URLs of an existing deployment with JetStream; no embedded server"`
+	NATSCreds       string        `envconfig:"NATS_CREDS" desc:"a .creds file for GATEWAY_NATS_URL or GATEWAY_LEAF_REMOTES"`
+	NATSUser        string        `envconfig:"NATS_USER" desc:"user name for GATEWAY_NATS_URL"`
+	NATSPassword    string        `envconfig:"NATS_PASSWORD" desc:"password for GATEWAY_NATS_URL"`
+	NATSToken       string        `envconfig:"NATS_TOKEN" desc:"token for GATEWAY_NATS_URL"`
+	LeafRemotes     []string      `envconfig:"LEAF_REMOTES" desc:"leaf node: comma-separated leaf node URLs of an existing deployment to join"`
+	JSDomain        string        `envconfig:"JS_DOMAIN" desc:"the JetStream domain holding the stream (required with GATEWAY_LEAF_REMOTES)"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"longest wait for a graceful shutdown"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
@@ -95,6 +107,22 @@ func (c config) validate() error {
 	if c.WriteTimeout < 100*time.Millisecond {
 		bad("WRITE_TIMEOUT", "at least 100ms")
 	}
+	clustered := c.ClusterName != "" || c.ClusterAddr != "" || len(c.ClusterRoutes) > 0
+	switch {
+	case len(c.NATSURL) > 0 && (clustered || len(c.LeafRemotes) > 0):
+		bad("NATS_URL", "an external deployment excludes GATEWAY_CLUSTER_* and GATEWAY_LEAF_REMOTES")
+	case len(c.LeafRemotes) > 0 && clustered:
+		bad("LEAF_REMOTES", "a leaf node excludes GATEWAY_CLUSTER_*")
+	case len(c.LeafRemotes) > 0 && c.JSDomain == "":
+		bad("JS_DOMAIN", "required with GATEWAY_LEAF_REMOTES: the JetStream domain of the deployment joined")
+	case clustered && (c.ClusterName == "" || c.ClusterAddr == "" || len(c.ClusterRoutes) == 0):
+		bad("CLUSTER_NAME/ADDR/ROUTES", "a cluster node needs all three")
+	case clustered && c.ServerName == "":
+		bad("SERVER_NAME", "required in a cluster: a unique, stable name per node")
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		bad("STREAM_REPLICAS", "%d: from 1 to 5", c.StreamReplicas)
+	}
 	if _, err := c.logLevel(); err != nil {
 		bad("LOG_LEVEL", "%v", err)
 	}
@@ -127,7 +155,7 @@ func (c config) logLevel() (slog.Level, error) {
 
 // natsAddr is the embedded server's client listener, "" for none.
 func (c config) natsAddr() string {
-	if strings.EqualFold(c.NATSAddr, "off") {
+	if strings.EqualFold(c.NATSAddr, "off") || len(c.NATSURL) > 0 {
 		return ""
 	}
 	return c.NATSAddr

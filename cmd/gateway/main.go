@@ -46,9 +46,26 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	a, err := start(cfg, log)
-	if err != nil {
-		log.Error("gateway failed to start", "err", err)
+	// A cluster node may wait minutes for the others: a signal meanwhile ends the start.
+	type started struct {
+		a   *app
+		err error
+	}
+	startc := make(chan started, 1)
+	go func() {
+		a, err := start(cfg, log)
+		startc <- started{a, err}
+	}()
+	var a *app
+	select {
+	case s := <-startc:
+		if s.err != nil {
+			log.Error("gateway failed to start", "err", s.err)
+			return 1
+		}
+		a = s.a
+	case <-ctx.Done():
+		log.Error("gateway failed to start", "err", "interrupted while starting")
 		return 1
 	}
 	if err := a.run(ctx, stop); err != nil {

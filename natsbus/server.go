@@ -1,0 +1,98 @@
+package natsbus
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// startServer starts the embedded server: standalone or a cluster node with JetStream, or
+// a leaf node without it.
+func (b *Bus) startServer() error {
+	o := b.opts
+	sopts := &server.Options{
+		ServerName:             o.ServerName,
+		JetStream:              o.embedsJetStream(),
+		StoreDir:               o.StoreDir,
+		NoSigs:                 true,
+		DisableJetStreamBanner: true,
+		SyncInterval:           o.SyncInterval,
+	}
+	if o.SyncInterval < 0 {
+		sopts.SyncInterval = 0
+		sopts.SyncAlways = true
+	}
+	if o.ClientAddr == "" {
+		sopts.DontListen = true
+	} else {
+		host, port, err := splitHostPort(o.ClientAddr)
+		if err != nil {
+			return fmt.Errorf("natsbus: client address %q: %w", o.ClientAddr, err)
+		}
+		sopts.Host, sopts.Port = host, port
+	}
+	if o.Cluster.enabled() {
+		host, port, err := splitHostPort(o.Cluster.Addr)
+		if err != nil {
+			return fmt.Errorf("natsbus: cluster address %q: %w", o.Cluster.Addr, err)
+		}
+		sopts.Cluster = server.ClusterOpts{Name: o.Cluster.Name, Host: host, Port: port}
+		for _, r := range o.Cluster.Routes {
+			u, err := url.Parse(strings.TrimSpace(r))
+			if err != nil || u.Host == "" {
+				return fmt.Errorf("natsbus: route %q: want nats://host:port", r)
+			}
+			sopts.Routes = append(sopts.Routes, u)
+		}
+	}
+	for _, r := range o.LeafRemotes {
+		u, err := url.Parse(strings.TrimSpace(r))
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("natsbus: leaf remote %q: want nats://host:port", r)
+		}
+		sopts.LeafNode.Remotes = append(sopts.LeafNode.Remotes, &server.RemoteLeafOpts{
+			URLs:        []*url.URL{u},
+			Credentials: o.Credentials.File,
+		})
+	}
+	ns, err := server.NewServer(sopts)
+	if err != nil {
+		return fmt.Errorf("natsbus: configure server: %w", err)
+	}
+	logger := &serverLogger{log: b.log}
+	ns.SetLoggerV2(logger, false, false, false)
+	b.ns = ns
+	ns.Start()
+	// A failed listen is reported through the logger's Fatalf, not by Start: watch for it
+	// rather than wait for the whole timeout.
+	deadline := time.Now().Add(b.opts.StartTimeout)
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
+		if msg := logger.fatalMessage(); msg != "" {
+			return fmt.Errorf("%w %s: %s", ErrListen, o.ClientAddr, msg)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("natsbus: server not ready after %s", o.StartTimeout)
+		}
+	}
+	logger.setStarted()
+	return nil
+}
+
+// natsOptions are the connection options for the credentials that are set.
+func (c Credentials) natsOptions() []nats.Option {
+	var opts []nats.Option
+	if c.File != "" {
+		opts = append(opts, nats.UserCredentials(c.File))
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.Token != "" {
+		opts = append(opts, nats.Token(c.Token))
+	}
+	return opts
+}
