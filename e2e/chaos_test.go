@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -513,19 +511,4 @@ func firstDifference(a, b []uint64) int {
 
 func window(s []uint64, i int) []uint64 {
 	return s[max(i-3, 0):min(i+3, len(s))]
-}
-
-// smallReceiveBuffer is a dialer whose connections have a 4 KiB receive buffer, so that a
-// slow reader makes the gateway's writes block soon.
-func smallReceiveBuffer() *net.Dialer {
-	return &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
 }

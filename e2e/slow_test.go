@@ -138,19 +138,8 @@ type rawStream struct {
 // nothing more.
 func dialStream(tb testing.TB, g *gatewayProc, path string) *rawStream {
 	tb.Helper()
-	d := net.Dialer{
-		Timeout: 10 * time.Second,
-		Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		},
-	}
+	d := smallReceiveBuffer()
+	d.Timeout = 10 * time.Second
 	conn, err := d.DialContext(tb.Context(), "tcp", g.httpAddr)
 	if err != nil {
 		tb.Fatalf("dial: %v", err)
@@ -191,4 +180,19 @@ func (r *rawStream) readAll(timeout time.Duration) ([]sseformat.Event, error) {
 		}
 		evs = append(evs, ev)
 	}
+}
+
+// smallReceiveBuffer is a dialer whose connections have a 4 KiB receive buffer, so that a
+// slow reader makes the gateway's writes block soon.
+func smallReceiveBuffer() *net.Dialer {
+	return &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
 }

@@ -20,8 +20,6 @@ var (
 	errHeadersTooLarge = errors.New("headers too large")
 	errNotFound        = errors.New("not found")
 	errMethod          = errors.New("method not allowed")
-	errForbidden       = errors.New("forbidden")
-	errUnavailable     = errors.New("unavailable")
 )
 
 // retryAfterSecs is the Retry-After of a 503.
@@ -49,14 +47,12 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest, "bad_request"
-	case errors.Is(err, errForbidden):
-		return http.StatusForbidden, "forbidden"
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound, "not_found"
 	case errors.Is(err, errMethod):
 		return http.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, natsbus.ErrUnavailable), errors.Is(err, natsbus.ErrClosed),
-		errors.Is(err, errHubClosed), errors.Is(err, errUnavailable),
+		errors.Is(err, errHubClosed),
 		errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "unavailable"
 	default:
