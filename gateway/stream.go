@@ -134,8 +134,10 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 	ctx := c.Request.Context()
 	cursor, gp, err := g.resolveStart(ctx, r)
 	if err != nil {
-		g.log.Warn("stream: cannot resolve start", "err", err)
-		w.comeBackLater(g.opts.Retry, "stream unavailable")
+		if ctx.Err() == nil { // else the client left
+			g.log.Warn("stream: cannot resolve start", "err", err)
+			w.comeBackLater(g.opts.Retry, "stream unavailable")
+		}
 		return
 	}
 	if err := w.start(g.opts.Retry); err != nil {

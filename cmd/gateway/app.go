@@ -62,7 +62,12 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 	}
 	a.served = make(chan error, 1)
 	go func() { a.served <- a.srv.Serve(a.ln) }()
-	log.Info("gateway starting", "http", a.httpAddr())
+	// Starting takes milliseconds, unless NATS or the other cluster nodes keep it waiting:
+	// only then say so.
+	waiting := time.AfterFunc(time.Second, func() {
+		log.Info("gateway starting: waiting for NATS and the stream; /healthz answers, /readyz not yet", "http", a.httpAddr())
+	})
+	defer waiting.Stop()
 	fsync, _ := cfg.fsyncInterval()
 	a.bus, err = natsbus.New(natsbus.Options{
 		StoreDir:        cfg.DataDir,
