@@ -29,7 +29,7 @@ func TestSlowClient(t *testing.T) {
 		publishers = 4
 	)
 	g := startGateway(t,
-		"GATEWAY_BUFFER_SIZE=16",
+		"GATEWAY_BUFFER_SIZE=64", // room for a healthy client on a busy machine
 		// Long enough that the buffer, not the write timeout, cuts the slow client off.
 		"GATEWAY_WRITE_TIMEOUT=2m",
 	)
