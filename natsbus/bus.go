@@ -328,15 +328,28 @@ func (b *Bus) ClientURL() string {
 // State returns the first and last sequence stored in the stream. An empty stream has
 // first = last+1.
 func (b *Bus) State(ctx context.Context) (first, last uint64, err error) {
-	info, err := b.stream.Info(ctx)
+	info, err := b.info(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return 0, 0, err
 	}
 	first, last = info.State.FirstSeq, info.State.LastSeq
 	if first == 0 {
 		first = last + 1
 	}
 	return first, last, nil
+}
+
+// info asks for the stream's info. A replicated stream without a leader (no quorum) is
+// unavailable, although a replica may still answer.
+func (b *Bus) info(ctx context.Context) (*jetstream.StreamInfo, error) {
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if info.Cluster != nil && info.Cluster.Leader == "" {
+		return nil, fmt.Errorf("%w: the stream has no leader (no quorum)", ErrUnavailable)
+	}
+	return info, nil
 }
 
 // Consumers returns the number of consumers on the stream: the feeds and the replays
@@ -359,10 +372,8 @@ func (b *Bus) Ready(ctx context.Context) error {
 	if !b.nc.IsConnected() {
 		return fmt.Errorf("%w: not connected", ErrUnavailable)
 	}
-	if _, err := b.stream.Info(ctx); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return nil
+	_, err := b.info(ctx)
+	return err
 }
 
 // Close drains the connection, shuts the embedded server down and releases the store. It
