@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Errors returned by the Bus.
@@ -119,6 +120,11 @@ func (o *Options) setDefaults() error {
 	}
 	if o.ServerName == "" {
 		o.ServerName = "natsse"
+		if len(o.LeafRemotes) > 0 {
+			// The deployment refuses a second leaf connection from a server of the same
+			// name; a leaf keeps no state, so any unique name will do.
+			o.ServerName = "natsse-" + nuid.Next()
+		}
 	}
 	if o.SubjectPrefix == "" {
 		o.SubjectPrefix = "sse"
@@ -276,6 +282,23 @@ func (b *Bus) ensureStream(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("natsbus: create stream %s: %w", cfg.Name, err)
+	}
+	// A new replicated stream elects its leader a moment later: wait for it, so that the
+	// Bus returned can serve.
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = b.info(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("natsbus: stream %s: %w", cfg.Name, err)
 	}
 	info := b.stream.CachedInfo()
 	b.epoch = uint64(info.Created.UnixNano())

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-const replayBatch = 256
+const (
+	replayBatch     = 256
+	maxFetchRetries = 100 // of 20ms: how long a new consumer may take to answer pulls
+)
 
 // TruncatedError reports that a replay could not start where it was asked to: the stream's
 // limits removed the events from After+1 to First-1 in the meantime.
@@ -73,11 +77,12 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 	}
 	pending := info.NumPending
 	delivered := uint64(0)
+	fetchRetries := 0
 	for pending > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		batch, err := cons.Fetch(int(min(pending, replayBatch)), jetstream.FetchMaxWait(5*time.Second))
+		batch, err := b.fetch(ctx, cons, int(min(pending, replayBatch)))
 		if err != nil {
 			return fmt.Errorf("%w: replay fetch: %w", ErrUnavailable, err)
 		}
@@ -104,12 +109,37 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 				return err
 			}
 		}
-		if err := batch.Error(); err != nil {
+		if err := batch.Error(); err != nil && !(got == 0 && errors.Is(err, nats.ErrNoResponders)) {
 			return fmt.Errorf("%w: replay fetch: %w", ErrUnavailable, err)
+		}
+		if got == 0 && fetchRetries < maxFetchRetries {
+			// A consumer just created in a cluster may not answer pulls for a moment.
+			fetchRetries++
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
 		}
 		if got == 0 {
 			return fmt.Errorf("%w: replay stalled with %d pending", ErrUnavailable, pending)
 		}
 	}
 	return nil
+}
+
+// fetch pulls up to n messages, retrying while the consumer has no responders yet.
+func (b *Bus) fetch(ctx context.Context, cons jetstream.Consumer, n int) (jetstream.MessageBatch, error) {
+	for tries := 0; ; tries++ {
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) || tries >= maxFetchRetries {
+			return batch, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
