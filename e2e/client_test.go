@@ -530,11 +530,18 @@ type storedMsg struct {
 // going through the gateway: the reference the events delivered over SSE are compared with.
 func readStream(tb testing.TB, js jetstream.JetStream) []storedMsg {
 	tb.Helper()
-	ctx := tb.Context()
-	name, err := js.StreamNameBySubject(ctx, "sse.>")
+	name, err := js.StreamNameBySubject(tb.Context(), "sse.>")
 	if err != nil {
 		tb.Fatalf("stream of sse.>: %v", err)
 	}
+	return readStreamNamed(tb, js, name)
+}
+
+// readStreamNamed reads every message of the stream name with a short-lived consumer,
+// deleted afterwards.
+func readStreamNamed(tb testing.TB, js jetstream.JetStream, name string) []storedMsg {
+	tb.Helper()
+	ctx := tb.Context()
 	stream, err := js.Stream(ctx, name)
 	if err != nil {
 		tb.Fatalf("stream %s: %v", name, err)
@@ -547,13 +554,31 @@ func readStream(tb testing.TB, js jetstream.JetStream) []storedMsg {
 	if info.State.Msgs == 0 {
 		return nil
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: time.Minute,
+	})
 	if err != nil {
-		tb.Fatalf("ordered consumer: %v", err)
+		tb.Fatalf("consumer: %v", err)
 	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
 	var out []storedMsg
+	noResponders := 0
 	for len(out) == 0 || out[len(out)-1].seq < last {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		// Ask for no more than is left: a fetch waits for its batch to fill.
+		n := min(500, max(int(info.State.Msgs)-len(out), 1))
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+		if errors.Is(err, nats.ErrNoResponders) && noResponders < 50 {
+			noResponders++
+			<-time.After(100 * time.Millisecond) // until the consumer's interest has spread
+			continue
+		}
 		if err != nil {
 			tb.Fatalf("fetch: %v", err)
 		}
@@ -571,7 +596,11 @@ func readStream(tb testing.TB, js jetstream.JetStream) []storedMsg {
 				data:  string(m.Data()),
 			})
 		}
-		if err := batch.Error(); err != nil {
+		if err := batch.Error(); errors.Is(err, nats.ErrNoResponders) && noResponders < 50 && got == 0 {
+			noResponders++
+			<-time.After(100 * time.Millisecond)
+			continue
+		} else if err != nil {
 			tb.Fatalf("fetch: %v", err)
 		}
 		if got == 0 {
