@@ -398,9 +398,7 @@ func clusterWaitHealthy(tb testing.TB, js jetstream.JetStream, replicas int, tim
 }
 
 // clusterReadStream reads every message of the gateways' stream directly over JetStream:
-// the reference the events delivered over SSE are compared with. Unlike readStream, it
-// retries a fetch that finds no responders: in a cluster, a new consumer's subjects may
-// not be known yet on the server the request goes through.
+// the reference the events delivered over SSE are compared with.
 func clusterReadStream(tb testing.TB, js jetstream.JetStream) []storedMsg {
 	tb.Helper()
 	return readStreamNamed(tb, js, clusterStreamName)
