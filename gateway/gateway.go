@@ -99,6 +99,8 @@ type Gateway struct {
 
 	mu        sync.Mutex
 	closing   bool
+	stopWatch chan struct{}              // closed to stop watchFeed
+	watchDone chan struct{}              // closed when watchFeed has returned; it owns feed until then
 	streams   sync.WaitGroup             // stream handlers running
 	active    map[*streamWriter]struct{} // their writers, to abort on shutdown
 	closeOnce sync.Once
@@ -127,6 +129,8 @@ func New(opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.engine = g.routes()
+	g.stopWatch, g.watchDone = make(chan struct{}), make(chan struct{})
+	go g.watchFeed(g.stopWatch)
 	return g, nil
 }
 
@@ -179,7 +183,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.log.Warn("shutdown: aborted streams whose clients were not reading", "streams", n)
 			<-done
 		}
-		g.closeErr = g.feed.Close()
+		close(g.stopWatch)
+		<-g.watchDone
+		if g.feed != nil {
+			g.closeErr = g.feed.Close()
+		}
 	})
 	return g.closeErr
 }
