@@ -251,36 +251,14 @@ type ack struct {
 }
 
 // ackLog collects acknowledged publishes from several goroutines.
-type ackLog struct {
-	mu   sync.Mutex
-	acks []ack
-}
-
-func (l *ackLog) add(a ack) {
-	l.mu.Lock()
-	l.acks = append(l.acks, a)
-	l.mu.Unlock()
-}
-
-func (l *ackLog) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.acks)
-}
-
-func (l *ackLog) all() []ack {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.acks)
-}
+type ackLog struct{ syncList[ack] }
 
 func (l *ackLog) randomID(epoch string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.acks) == 0 {
+	acks := l.all()
+	if len(acks) == 0 {
 		return ""
 	}
-	return eventID(epoch, l.acks[rand.IntN(len(l.acks))].seq)
+	return eventID(epoch, acks[rand.IntN(len(acks))].seq)
 }
 
 // publishLoop calls publish every interval until stop is closed, retrying a failed publish

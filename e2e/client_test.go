@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -608,4 +609,29 @@ func readStreamNamed(tb testing.TB, js jetstream.JetStream, name string) []store
 		}
 	}
 	return out
+}
+
+// syncList is a list that several goroutines append to.
+type syncList[T any] struct {
+	mu    sync.Mutex
+	items []T
+}
+
+func (l *syncList[T]) add(v T) {
+	l.mu.Lock()
+	l.items = append(l.items, v)
+	l.mu.Unlock()
+}
+
+// all returns a copy of the items.
+func (l *syncList[T]) all() []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.items)
+}
+
+func (l *syncList[T]) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.items)
 }

@@ -111,22 +111,7 @@ type clusterNode struct {
 }
 
 // clusterStarts collects the failed starts of the nodes of several clusters.
-type clusterStarts struct {
-	mu       sync.Mutex
-	failures []string
-}
-
-func (s *clusterStarts) add(failure string) {
-	s.mu.Lock()
-	s.failures = append(s.failures, failure)
-	s.mu.Unlock()
-}
-
-func (s *clusterStarts) all() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.failures)
-}
+type clusterStarts = syncList[string]
 
 // clusterNewNodes prepares n cluster nodes with the same routes, each with its own data
 // dir and ports, and a stream with n replicas. Their processes are not started: set extra
@@ -444,35 +429,12 @@ type clusterAck struct {
 }
 
 // clusterAcks collects acknowledged publishes from several goroutines.
-type clusterAcks struct {
-	mu   sync.Mutex
-	acks []clusterAck
-}
-
-func (l *clusterAcks) add(a clusterAck) {
-	l.mu.Lock()
-	l.acks = append(l.acks, a)
-	l.mu.Unlock()
-}
-
-func (l *clusterAcks) all() []clusterAck {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.acks)
-}
-
-func (l *clusterAcks) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.acks)
-}
+type clusterAcks struct{ syncList[clusterAck] }
 
 // maxSeq is the highest sequence acknowledged so far.
 func (l *clusterAcks) maxSeq() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var m uint64
-	for _, a := range l.acks {
+	for _, a := range l.all() {
 		m = max(m, a.seq)
 	}
 	return m
@@ -480,10 +442,8 @@ func (l *clusterAcks) maxSeq() uint64 {
 
 // since counts the publishes acknowledged after t.
 func (l *clusterAcks) since(t time.Time) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	n := 0
-	for _, a := range l.acks {
+	for _, a := range l.all() {
 		if a.at.After(t) {
 			n++
 		}
@@ -493,10 +453,8 @@ func (l *clusterAcks) since(t time.Time) int {
 
 // times returns when the publishes of kind ("" for all) were acknowledged, in order.
 func (l *clusterAcks) times(kind string) []time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var ts []time.Time
-	for _, a := range l.acks {
+	for _, a := range l.all() {
 		if kind == "" || a.kind == kind {
 			ts = append(ts, a.at)
 		}
