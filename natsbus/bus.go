@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 )
 
 // Errors returned by the Bus.
@@ -24,137 +23,6 @@ var (
 	ErrUnavailable   = errors.New("natsbus: stream unavailable")
 	ErrListen        = errors.New("natsbus: cannot listen for NATS clients on")
 )
-
-// Options configure a Bus. The zero value of each field is its documented default, except
-// StoreDir, which is required.
-type Options struct {
-	// StoreDir holds JetStream's files. It is locked exclusively while the Bus runs.
-	StoreDir string
-	// ClientAddr is the embedded server's client listener for NATS clients, "host:port";
-	// port 0 picks a free port. Empty: no listener, in-process clients only.
-	ClientAddr string
-	// ServerName names the embedded server. Default: "natsse".
-	ServerName string
-	// SubjectPrefix is the first token of every subject the stream captures. Default "sse".
-	SubjectPrefix string
-	// Stream is the JetStream stream's name. Default "NATSSE".
-	Stream string
-	// MaxAge, MaxBytes and MaxMsgs bound the stream's history; zero means unlimited.
-	MaxAge   time.Duration
-	MaxBytes int64
-	MaxMsgs  int64
-	// DuplicateWindow is how long a Nats-Msg-Id is remembered. Default 2 minutes, at most MaxAge.
-	DuplicateWindow time.Duration
-	// SyncInterval is how often the store is fsynced; 0 keeps nats-server's default (2m),
-	// a negative value fsyncs every write.
-	SyncInterval time.Duration
-	// MaxReplays bounds the replays from the store running at once. Default 16.
-	MaxReplays int
-	// StartTimeout bounds the embedded server's start. Default 30s.
-	StartTimeout time.Duration
-	// Logger receives the Bus's and the server's logs. Nil discards them.
-	Logger *slog.Logger
-
-	// Cluster joins the embedded server to the other gateways' servers: NATS routes, and
-	// JetStream clustering. Zero: a standalone server.
-	Cluster ClusterOptions
-	// Replicas is the stream's replica count: 1, or 3 in a three-node cluster. Default 1.
-	Replicas int
-	// URLs, when set, connects to an existing NATS deployment with JetStream instead of
-	// embedding a server; StoreDir, ClientAddr and Cluster are then unused.
-	URLs []string
-	// LeafRemotes, when set, embeds a server without JetStream that joins these URLs as a
-	// leaf node: local NATS clients still connect to ClientAddr, and the stream lives in
-	// the remote deployment's JetStream. StoreDir is unused.
-	LeafRemotes []string
-	// Credentials authenticate to URLs and LeafRemotes.
-	Credentials Credentials
-	// JetStreamDomain names the JetStream domain that holds the stream. A leaf node needs
-	// it: the deployment it joins must have a domain, as NATS does not forward the default
-	// JetStream API over leaf connections. Empty: the default domain.
-	JetStreamDomain string
-}
-
-// ClusterOptions configure an embedded cluster node.
-type ClusterOptions struct {
-	Name   string   // the cluster's name, the same on every node
-	Addr   string   // the route listener, "host:port"
-	Routes []string // nats://host:port of every node (listing this one too is fine)
-}
-
-func (c ClusterOptions) enabled() bool { return c.Name != "" || c.Addr != "" || len(c.Routes) > 0 }
-
-// Credentials authenticate to a NATS deployment. Set at most one way.
-type Credentials struct {
-	File     string // a .creds file (JWT and NKey seed)
-	User     string
-	Password string
-	Token    string
-}
-
-// embedsJetStream reports whether the Bus runs JetStream in its own server.
-func (o *Options) embedsJetStream() bool { return len(o.URLs) == 0 && len(o.LeafRemotes) == 0 }
-
-func (o *Options) setDefaults() error {
-	switch {
-	case len(o.URLs) > 0 && (o.Cluster.enabled() || len(o.LeafRemotes) > 0):
-		return errors.New("natsbus: URLs (an existing deployment) exclude Cluster and LeafRemotes")
-	case len(o.LeafRemotes) > 0 && o.Cluster.enabled():
-		return errors.New("natsbus: LeafRemotes exclude Cluster")
-	case o.Cluster.enabled() && (o.Cluster.Name == "" || o.Cluster.Addr == "" || len(o.Cluster.Routes) == 0):
-		return errors.New("natsbus: a cluster node needs a cluster name, a route address and the routes")
-	case o.Cluster.enabled() && o.ServerName == "":
-		return errors.New("natsbus: a cluster node needs a unique, stable server name")
-	case len(o.LeafRemotes) > 0 && o.JetStreamDomain == "":
-		return errors.New("natsbus: a leaf node needs the JetStream domain of the deployment it joins")
-	case o.embedsJetStream() && o.StoreDir == "":
-		return errors.New("natsbus: StoreDir is required")
-	}
-	if o.Replicas <= 0 {
-		o.Replicas = 1
-	}
-	if o.Cluster.enabled() && o.ClientAddr == "" {
-		// A clustered server without a client listener never starts routing and hangs on
-		// shutdown: give it one that only this host can reach.
-		o.ClientAddr = "127.0.0.1:0"
-	}
-	if o.ServerName == "" {
-		o.ServerName = "natsse"
-		if len(o.LeafRemotes) > 0 {
-			// The deployment refuses a second leaf connection from a server of the same
-			// name; a leaf keeps no state, so any unique name will do.
-			o.ServerName = "natsse-" + nuid.Next()
-		}
-	}
-	if o.SubjectPrefix == "" {
-		o.SubjectPrefix = "sse"
-	}
-	if err := ValidateTopic(o.SubjectPrefix); err != nil {
-		return fmt.Errorf("natsbus: subject prefix: %w", err)
-	}
-	if o.Stream == "" {
-		o.Stream = "NATSSE"
-	}
-	if o.DuplicateWindow == 0 {
-		o.DuplicateWindow = 2 * time.Minute
-	}
-	if o.MaxAge > 0 && o.DuplicateWindow > o.MaxAge {
-		o.DuplicateWindow = o.MaxAge
-	}
-	if o.MaxReplays <= 0 {
-		o.MaxReplays = 16
-	}
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = 30 * time.Second
-		if o.Cluster.enabled() || len(o.URLs) > 0 || len(o.LeafRemotes) > 0 {
-			o.StartTimeout = 5 * time.Minute // the other nodes may start later
-		}
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	return nil
-}
 
 // Bus is a running NATS server with the gateway's stream, and a connection to it.
 type Bus struct {
@@ -177,9 +45,10 @@ type Bus struct {
 // process and creates (or updates) the stream. It returns a ready Bus, or an error that says
 // what failed; nothing is left running on error.
 func New(opts Options) (*Bus, error) {
-	if err := opts.setDefaults(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	opts.derive()
 	b := &Bus{
 		opts:     opts,
 		log:      opts.Logger,

@@ -11,12 +11,20 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-func newTestBus(t testing.TB, opts Options) *Bus {
-	t.Helper()
-	if opts.StoreDir == "" {
-		opts.StoreDir = t.TempDir()
+// testOptions are the default options with a temporary store, changed by each of set.
+func testOptions(t testing.TB, set ...func(*Options)) Options {
+	o := DefaultOptions()
+	o.StoreDir = t.TempDir()
+	for _, f := range set {
+		f(&o)
 	}
-	b, err := New(opts)
+	return o
+}
+
+// newTestBus starts a Bus with testOptions and closes it at the end of the test.
+func newTestBus(t testing.TB, set ...func(*Options)) *Bus {
+	t.Helper()
+	b, err := New(testOptions(t, set...))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -35,7 +43,7 @@ func publish(t testing.TB, b *Bus, topic, typ, data string) uint64 {
 
 func TestBusPublishFollow(t *testing.T) {
 	t.Parallel()
-	b := newTestBus(t, Options{ClientAddr: "127.0.0.1:0"})
+	b := newTestBus(t, func(o *Options) { o.ClientAddr = "127.0.0.1:0" })
 	got := make(chan Message, 10)
 	f, err := b.Follow(0, func(m Message) { got <- m })
 	if err != nil {
@@ -74,7 +82,7 @@ func TestBusPublishFollow(t *testing.T) {
 
 func TestBusIdempotentPublish(t *testing.T) {
 	t.Parallel()
-	b := newTestBus(t, Options{})
+	b := newTestBus(t)
 	p := Publication{Topic: "a", Data: []byte("x"), MsgID: "key-1"}
 	r1, err := b.Publish(t.Context(), p)
 	if err != nil {
@@ -91,7 +99,7 @@ func TestBusIdempotentPublish(t *testing.T) {
 
 func TestBusReplay(t *testing.T) {
 	t.Parallel()
-	b := newTestBus(t, Options{})
+	b := newTestBus(t)
 	topics := []string{"a.x", "b.y", "a.z", "c", "a.x.deep"}
 	for i := 0; i < 300; i++ {
 		publish(t, b, topics[i%len(topics)], "", fmt.Sprint(i))
@@ -147,7 +155,7 @@ func TestBusReplay(t *testing.T) {
 
 func TestBusReplayStopsOnError(t *testing.T) {
 	t.Parallel()
-	b := newTestBus(t, Options{})
+	b := newTestBus(t)
 	for i := 0; i < 10; i++ {
 		publish(t, b, "a", "", "x")
 	}
@@ -168,7 +176,7 @@ func TestBusReplayStopsOnError(t *testing.T) {
 func TestBusRestartKeepsHistoryAndEpoch(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	b, err := New(Options{StoreDir: dir})
+	b, err := New(testOptions(t, func(o *Options) { o.StoreDir = dir }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +185,7 @@ func TestBusRestartKeepsHistoryAndEpoch(t *testing.T) {
 	epoch := b.Epoch()
 	b.Close()
 
-	b2 := newTestBus(t, Options{StoreDir: dir})
+	b2 := newTestBus(t, func(o *Options) { o.StoreDir = dir })
 	if b2.Epoch() != epoch {
 		t.Fatalf("epoch changed across restart: %d then %d", epoch, b2.Epoch())
 	}
@@ -189,8 +197,8 @@ func TestBusRestartKeepsHistoryAndEpoch(t *testing.T) {
 
 func TestBusDataDirLocked(t *testing.T) {
 	t.Parallel()
-	b := newTestBus(t, Options{})
-	_, err := New(Options{StoreDir: b.opts.StoreDir})
+	b := newTestBus(t)
+	_, err := New(testOptions(t, func(o *Options) { o.StoreDir = b.opts.StoreDir }))
 	if !errors.Is(err, ErrDataDirLocked) || !strings.Contains(err.Error(), b.opts.StoreDir) {
 		t.Fatalf("second bus on the same dir: %v; want ErrDataDirLocked naming the dir", err)
 	}
@@ -198,9 +206,9 @@ func TestBusDataDirLocked(t *testing.T) {
 
 func TestBusPortTaken(t *testing.T) {
 	t.Parallel()
-	b := newTestBus(t, Options{ClientAddr: "127.0.0.1:0"})
+	b := newTestBus(t, func(o *Options) { o.ClientAddr = "127.0.0.1:0" })
 	addr := strings.TrimPrefix(b.ClientURL(), "nats://")
-	_, err := New(Options{StoreDir: t.TempDir(), ClientAddr: addr, StartTimeout: 5 * time.Second})
+	_, err := New(testOptions(t, func(o *Options) { o.ClientAddr = addr; o.StartTimeout = 5 * time.Second }))
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("bus on a taken port: %v; want an error about listening", err)
 	}
@@ -208,7 +216,7 @@ func TestBusPortTaken(t *testing.T) {
 
 func TestBusRetention(t *testing.T) {
 	t.Parallel()
-	b := newTestBus(t, Options{MaxMsgs: 5})
+	b := newTestBus(t, func(o *Options) { o.MaxMsgs = 5 })
 	for i := 0; i < 12; i++ {
 		publish(t, b, "a", "", "x")
 	}
@@ -220,7 +228,7 @@ func TestBusRetention(t *testing.T) {
 
 func TestFeedCloseDeletesConsumer(t *testing.T) {
 	t.Parallel()
-	b := newTestBus(t, Options{})
+	b := newTestBus(t)
 	f, err := b.Follow(0, func(Message) {})
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +250,7 @@ func TestFeedCloseDeletesConsumer(t *testing.T) {
 
 func TestReplayTruncated(t *testing.T) {
 	t.Parallel()
-	b := newTestBus(t, Options{MaxMsgs: 5})
+	b := newTestBus(t, func(o *Options) { o.MaxMsgs = 5 })
 	for i := 0; i < 12; i++ {
 		publish(t, b, "a", "", "x")
 	}

@@ -41,14 +41,13 @@ func TestClusterOfThree(t *testing.T) {
 		wg.Add(1)
 		go func() { // the nodes wait for each other: start them together
 			defer wg.Done()
-			buses[i], errs[i] = New(Options{
-				StoreDir:     t.TempDir(),
-				ServerName:   fmt.Sprintf("n%d", i),
-				ClientAddr:   "127.0.0.1:0",
-				Cluster:      ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes},
-				Replicas:     3,
-				StartTimeout: time.Minute,
-			})
+			buses[i], errs[i] = New(testOptions(t, func(o *Options) {
+				o.ServerName = fmt.Sprintf("n%d", i)
+				o.ClientAddr = "127.0.0.1:0"
+				o.Cluster = ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes}
+				o.Replicas = 3
+				o.StartTimeout = time.Minute
+			}))
 		}()
 	}
 	wg.Wait()
@@ -103,12 +102,17 @@ func TestExternalAndLeaf(t *testing.T) {
 	t.Parallel()
 	leafPort := freePorts(t, 1)[0]
 	ns := runNATS(t, leafPort)
-	external := newTestBus(t, Options{URLs: []string{ns.ClientURL()}, ClientAddr: "127.0.0.1:0"})
+	external := newTestBus(t, func(o *Options) { o.URLs = []string{ns.ClientURL()}; o.ClientAddr = "127.0.0.1:0" })
 	if external.ClientURL() != "" {
 		t.Fatalf("external mode has a client URL: %s", external.ClientURL())
 	}
 	leafURL := fmt.Sprintf("nats://127.0.0.1:%d", leafPort)
-	leaf := newTestBus(t, Options{LeafRemotes: []string{leafURL}, JetStreamDomain: "hub", ClientAddr: "127.0.0.1:0", StartTimeout: time.Minute})
+	leaf := newTestBus(t, func(o *Options) {
+		o.LeafRemotes = []string{leafURL}
+		o.JetStreamDomain = "hub"
+		o.ClientAddr = "127.0.0.1:0"
+		o.StartTimeout = time.Minute
+	})
 	if external.Epoch() != leaf.Epoch() {
 		t.Fatalf("epochs differ: %d and %d", external.Epoch(), leaf.Epoch())
 	}

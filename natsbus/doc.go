@@ -1,12 +1,28 @@
 // Package natsbus runs the NATS side of the gateway: an embedded nats-server with
-// JetStream (or, later, a connection to an existing deployment), the stream that stores
-// every event, publishing into it, one live feed that follows it, and replays of its
-// history.
+// JetStream (or a connection to an existing deployment), the stream that stores every
+// event, publishing into it, one live feed that follows it, and replays of its history.
+// It knows nothing of HTTP.
 //
 // Topics are the gateway's names for subjects: topic "orders.eu" is subject
 // "<prefix>.orders.eu", and the stream captures "<prefix>.>".
 //
-// Concurrency: a Bus is safe for concurrent use. A Feed delivers messages to its callback
-// one at a time, in stream order, on a goroutine the Bus owns; Close on a Feed or a Bus
-// blocks until its goroutines are gone. The package knows nothing of HTTP.
+// # Concurrency
+//
+// A Bus is safe for concurrent use. Publish, Replay, State and Ready block for a NATS round
+// trip (bounded by their context); Replay also waits for one of Options.MaxReplays slots.
+// The Bus starts no goroutine of its own: the embedded server and the NATS connection run
+// theirs, and Close stops them, blocking until the connection has drained and the server
+// has shut down.
+//
+// A Feed owns exactly one goroutine, started by Follow. It pulls from the Feed's consumer
+// and calls the callback, one message at a time in stream order, each sequence once; the
+// callback must not block for long, as the Feed waits for it. The same goroutine watches
+// the consumer and replaces it when it stalls (a consumer error, two missed heartbeats, or
+// several quiet seconds while the stream holds messages the Feed has not delivered),
+// resuming after the last sequence it delivered. Nothing else touches the consumer. Close
+// stops the goroutine, blocks until it has returned (the callback is not running and will
+// not be called again) and then deletes the consumer. Done is closed when the goroutine
+// has ended, by Close or because the Bus's connection closed under it.
+//
+// Close every Feed before its Bus.
 package natsbus

@@ -19,18 +19,15 @@ type Message struct {
 	Time  time.Time // when the stream stored it
 }
 
-func (b *Bus) message(m jetstream.Msg) (Message, error) {
-	md, err := m.Metadata()
-	if err != nil {
-		return Message{}, err
-	}
+// message is m, whose metadata is md, as a Message.
+func (b *Bus) message(m jetstream.Msg, md *jetstream.MsgMetadata) Message {
 	return Message{
 		Seq:   md.Sequence.Stream,
 		Topic: b.topicOf(m.Subject()),
 		Type:  m.Headers().Get(HeaderEvent),
 		Data:  m.Data(),
 		Time:  md.Timestamp,
-	}, nil
+	}
 }
 
 func (b *Bus) topicOf(subject string) string {

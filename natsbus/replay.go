@@ -101,11 +101,7 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 			if md.Sequence.Stream > upTo {
 				return nil
 			}
-			msg, err := b.message(m)
-			if err != nil {
-				return fmt.Errorf("natsbus: replay: %w", err)
-			}
-			if err := fn(msg); err != nil {
+			if err := fn(b.message(m, md)); err != nil {
 				return err
 			}
 		}
