@@ -10,6 +10,10 @@ import (
 	"github.com/natsse/natsse/sseformat"
 )
 
+// GapEventType is the reserved SSE event type of the gateway's gap notices. Events stored
+// with it go out as plain messages, and an HTTP publish may not use it.
+const GapEventType = "gap"
+
 // event is one stream message, encoded once. Its frames are shared, read-only, by every
 // connection that receives it.
 type event struct {

@@ -19,7 +19,7 @@ func TestResumeFarBack(t *testing.T) {
 	if testing.Short() {
 		total = 10_000
 	}
-	e := newTestEnv(t, Options{}, natsbus.Options{ClientAddr: "127.0.0.1:0"})
+	e := newTestEnv(t, nil, func(o *natsbus.Options) { o.ClientAddr = "127.0.0.1:0" })
 	nc, err := nats.Connect(e.bus.ClientURL())
 	if err != nil {
 		t.Fatal(err)

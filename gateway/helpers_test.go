@@ -34,15 +34,22 @@ type testEnv struct {
 }
 
 // newTestEnv starts a bus on a temporary store, a gateway and an HTTP server, and stops
-// them at the end of the test.
-func newTestEnv(t testing.TB, opts Options, bopts natsbus.Options) *testEnv {
+// them at the end of the test. Each starts from its default options, changed by set and
+// setBus when they are not nil.
+func newTestEnv(t testing.TB, set func(*Options), setBus func(*natsbus.Options)) *testEnv {
 	t.Helper()
-	if bopts.StoreDir == "" {
-		bopts.StoreDir = t.TempDir()
+	bopts := natsbus.DefaultOptions()
+	bopts.StoreDir = t.TempDir()
+	if setBus != nil {
+		setBus(&bopts)
 	}
 	bus, err := natsbus.New(bopts)
 	if err != nil {
 		t.Fatalf("natsbus.New: %v", err)
+	}
+	opts := DefaultOptions()
+	if set != nil {
+		set(&opts)
 	}
 	opts.Bus = bus
 	gw, err := New(opts)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 
 	"github.com/nats-io/nats-server/v2/server/gsl"
 	"github.com/natsse/natsse/natsbus"
@@ -12,32 +11,26 @@ import (
 
 var errHubClosed = errors.New("gateway: closed")
 
-// Hub fans events out to subscribers. dispatch is called by the feed, one event at a time
-// in stream order; join and leave by connections. All three are safe for concurrent use.
-type Hub struct {
+// hub fans events out to subscribers. dispatch is called by the live feed, one event at a
+// time in stream order; join and leave by stream handlers. All are safe for concurrent
+// use; the hub never logs or blocks while it holds its lock.
+type hub struct {
 	log   *slog.Logger
-	epoch uint64
+	epoch uint64 // the stream's epoch (Bus.Epoch), for the ids of the events it encodes
 
-	mu       sync.Mutex
-	last     uint64 // sequence of the last event dispatched
-	ring     ring
-	subs     *gsl.GenericSublist[*subscriber]
-	all      map[*subscriber]struct{}
-	closed   bool
-	overflow []*subscriber
+	mu     sync.Mutex
+	last   uint64 // sequence of the last event dispatched
+	ring   ring
+	subs   *gsl.GenericSublist[*subscriber]
+	all    map[*subscriber]struct{}
+	closed bool
 
-	stats hubStats
+	cutOff   []*subscriber // dispatch's list of the subscribers it cut off; only dispatch uses it
+	counters counters
 }
 
-type hubStats struct {
-	connections atomic.Int64
-	dispatched  atomic.Uint64
-	cut         atomic.Uint64
-	sanitized   atomic.Uint64
-}
-
-func newHub(log *slog.Logger, epoch, last uint64, ringSize int) *Hub {
-	return &Hub{
+func newHub(log *slog.Logger, epoch, last uint64, ringSize int) *hub {
+	return &hub{
 		log:   log,
 		epoch: epoch,
 		last:  last,
@@ -49,27 +42,43 @@ func newHub(log *slog.Logger, epoch, last uint64, ringSize int) *Hub {
 
 // dispatch encodes m once and queues it for every matching subscriber without blocking.
 // A subscriber whose queue is full is cut off.
-func (h *Hub) dispatch(m natsbus.Message) {
+func (h *hub) dispatch(m natsbus.Message) {
 	ev, sanitized := newEvent(h.epoch, m)
 	if sanitized {
-		if n := h.stats.sanitized.Add(1); n&(n-1) == 0 { // log the 1st, 2nd, 4th, 8th…
+		if n := h.counters.sanitized.Add(1); n&(n-1) == 0 { // log the 1st, 2nd, 4th, 8th…
 			h.log.Warn("event sanitized: invalid UTF-8 data or forbidden characters in the Sse-Event header",
 				"topic", m.Topic, "seq", m.Seq, "sanitized_total", n)
 		}
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if m.Seq <= h.last {
+	skippedFrom, ok := h.fanOutLocked(ev)
+	h.mu.Unlock()
+	if !ok {
 		return
 	}
-	if m.Seq > h.last+1 {
+	if skippedFrom < ev.seq {
 		// Sequences the feed never saw: deleted, or removed by the limits before the feed
 		// read them. Clients resuming from the store see the same history.
-		h.log.Warn("feed: sequences skipped (deleted or expired before delivery)", "from", h.last+1, "to", m.Seq-1)
+		h.log.Warn("feed: sequences skipped (deleted or expired before delivery)", "from", skippedFrom, "to", ev.seq-1)
 	}
-	h.last = m.Seq
+	for i, s := range h.cutOff {
+		h.log.Info("slow client cut off: its buffer is full; it resumes from its last id",
+			"topics", s.filters, "seq", ev.seq, "cut_total", h.counters.cut.Load())
+		h.cutOff[i] = nil
+	}
+	h.cutOff = h.cutOff[:0]
+}
+
+// fanOutLocked queues ev for its subscribers, and collects in h.cutOff those whose queue was
+// full. It returns the first sequence after the previous event dispatched, and false when
+// ev was dispatched already.
+func (h *hub) fanOutLocked(ev *event) (skippedFrom uint64, ok bool) {
+	if ev.seq <= h.last {
+		return 0, false
+	}
+	skippedFrom, h.last = h.last+1, ev.seq
 	h.ring.push(ev)
-	h.stats.dispatched.Add(1)
+	h.counters.dispatched.Add(1)
 	h.subs.Match(ev.topic, func(s *subscriber) {
 		if s.closed || s.lastSeq == ev.seq || ev.seq <= s.after {
 			return
@@ -78,73 +87,93 @@ func (h *Hub) dispatch(m natsbus.Message) {
 		select {
 		case s.queue <- ev:
 		default:
-			h.overflow = append(h.overflow, s)
+			h.cutOff = append(h.cutOff, s)
 		}
 	})
-	for i, s := range h.overflow {
+	for _, s := range h.cutOff {
 		s.cut = true
 		h.removeLocked(s)
-		h.overflow[i] = nil
-		n := h.stats.cut.Add(1)
-		h.log.Info("slow client cut off: its buffer is full; it resumes from its last id",
-			"topics", s.filters, "seq", ev.seq, "cut_total", n)
+		h.counters.cut.Add(1)
 	}
-	h.overflow = h.overflow[:0]
+	return skippedFrom, true
 }
 
-// join registers s for live events after cursor. When the ring holds the events between
-// cursor and the Hub's position, it registers s and returns those that s matches, to send
-// before anything queued. When it does not, it registers nothing and returns upTo > 0: the
-// caller replays (cursor, upTo] from the stream and joins again from upTo.
-func (h *Hub) join(s *subscriber, cursor uint64) (backlog []*event, upTo uint64, err error) {
+// joinResult is the hub's answer to join.
+type joinResult struct {
+	// joined says that the subscriber is registered for live events. backlog then holds
+	// the events after the cursor that it matches, to send before anything it is queued.
+	joined  bool
+	backlog []*event
+	// replayTo, when not joined, is the hub's position: the ring does not reach back to the
+	// cursor, so the caller replays (cursor, replayTo] from the stream and joins again from
+	// replayTo.
+	replayTo uint64
+}
+
+// join registers s for live events after cursor, when the ring holds every event between
+// cursor and the hub's position.
+func (h *hub) join(s *subscriber, cursor uint64) (joinResult, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, 0, errHubClosed
+		return joinResult{}, errHubClosed
 	}
+	var r joinResult
 	switch {
 	case cursor >= h.last:
 		s.after = cursor
 	case h.ring.covers(cursor):
-		backlog = h.ring.since(nil, cursor, s)
+		r.backlog = h.ring.since(nil, cursor, s)
 		s.after = h.last
 	default:
-		return nil, h.last, nil
+		return joinResult{replayTo: h.last}, nil
 	}
 	s.joined = true
 	h.all[s] = struct{}{}
-	h.stats.connections.Add(1)
+	h.counters.connections.Add(1)
 	for _, f := range s.filters {
 		if err := h.subs.Insert(f, s); err != nil {
 			h.removeLocked(s)
-			return nil, 0, err
+			return joinResult{}, err
 		}
 	}
-	return backlog, 0, nil
+	r.joined = true
+	return r, nil
 }
 
 // position returns the sequence of the last event dispatched.
-func (h *Hub) position() uint64 {
+func (h *hub) position() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.last
 }
 
+// stats returns a snapshot of the counters and the position.
+func (h *hub) stats() Stats {
+	return Stats{
+		Connections: h.counters.connections.Load(),
+		Dispatched:  h.counters.dispatched.Load(),
+		SlowCut:     h.counters.cut.Load(),
+		Sanitized:   h.counters.sanitized.Load(),
+		LastSeq:     h.position(),
+	}
+}
+
 // leave unregisters s and closes its queue, if that has not happened yet.
-func (h *Hub) leave(s *subscriber) {
+func (h *hub) leave(s *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.removeLocked(s)
 }
 
-func (h *Hub) removeLocked(s *subscriber) {
+func (h *hub) removeLocked(s *subscriber) {
 	if s.joined {
 		for _, f := range s.filters {
 			h.subs.Remove(f, s)
 		}
 		s.joined = false
 		delete(h.all, s)
-		h.stats.connections.Add(-1)
+		h.counters.connections.Add(-1)
 	}
 	if !s.closed {
 		s.closed = true
@@ -153,7 +182,7 @@ func (h *Hub) removeLocked(s *subscriber) {
 }
 
 // close ends every subscription and refuses new ones.
-func (h *Hub) close() {
+func (h *hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

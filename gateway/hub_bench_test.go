@@ -27,7 +27,7 @@ func BenchmarkHubDispatch(b *testing.B) {
 						matched++
 					}
 					s := newSubscriber([]string{topic}, false, 4096)
-					if _, _, err := h.join(s, 0); err != nil {
+					if _, err := h.join(s, 0); err != nil {
 						b.Fatal(err)
 					}
 					wg.Add(1)
@@ -46,7 +46,7 @@ func BenchmarkHubDispatch(b *testing.B) {
 				h.close()
 				wg.Wait()
 				b.StopTimer()
-				if cut := h.stats.cut.Load(); cut > 0 {
+				if cut := h.counters.cut.Load(); cut > 0 {
 					b.Logf("%d subscribers cut off", cut)
 				}
 				b.ReportMetric(float64(matched)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")

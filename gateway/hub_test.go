@@ -32,8 +32,8 @@ func TestHubCutsSlowSubscriber(t *testing.T) {
 	slow := newSubscriber([]string{"a"}, false, 2)
 	fast := newSubscriber([]string{"a"}, false, 100)
 	for _, s := range []*subscriber{slow, fast} {
-		if _, upTo, err := h.join(s, 0); err != nil || upTo != 0 {
-			t.Fatal(upTo, err)
+		if r, err := h.join(s, 0); err != nil || !r.joined {
+			t.Fatal(r.replayTo, err)
 		}
 	}
 	for seq := uint64(1); seq <= 5; seq++ {
@@ -48,8 +48,8 @@ func TestHubCutsSlowSubscriber(t *testing.T) {
 	if got := fmt.Sprint(drain(fast)); got != "[1 2 3 4 5]" {
 		t.Fatalf("fast subscriber got %s", got)
 	}
-	if h.stats.cut.Load() != 1 || h.stats.connections.Load() != 1 {
-		t.Fatalf("stats: cut %d, connections %d", h.stats.cut.Load(), h.stats.connections.Load())
+	if h.counters.cut.Load() != 1 || h.counters.connections.Load() != 1 {
+		t.Fatalf("stats: cut %d, connections %d", h.counters.cut.Load(), h.counters.connections.Load())
 	}
 }
 
@@ -58,19 +58,19 @@ func TestHubJoin(t *testing.T) {
 	h := newHub(slog.New(slog.DiscardHandler), 1, 10, 4)
 	// The ring starts after the last sequence at start: it covers cursor 10 only.
 	s := newSubscriber([]string{"a.*", "a.b"}, false, 10)
-	if _, upTo, _ := h.join(s, 9); upTo != 10 {
-		t.Fatalf("join from 9: upTo %d, want a replay up to 10", upTo)
+	if r, _ := h.join(s, 9); r.joined || r.replayTo != 10 {
+		t.Fatalf("join from 9: replayTo %d, want a replay up to 10", r.replayTo)
 	}
 	for seq := uint64(11); seq <= 16; seq++ {
 		h.dispatch(msg(seq, []string{"a.b", "x"}[seq%2]))
 	}
 	// The ring holds 13..16; from 12 it serves 14 and 16 (a.b), from 11 it cannot.
-	if _, upTo, _ := h.join(s, 11); upTo != 16 {
-		t.Fatalf("join from 11: upTo %d, want 16", upTo)
+	if r, _ := h.join(s, 11); r.joined || r.replayTo != 16 {
+		t.Fatalf("join from 11: replayTo %d, want 16", r.replayTo)
 	}
-	backlog, upTo, err := h.join(s, 12)
-	if err != nil || upTo != 0 || len(backlog) != 2 || backlog[0].seq != 14 || backlog[1].seq != 16 {
-		t.Fatalf("join from 12: %v %d %v", backlog, upTo, err)
+	r, err := h.join(s, 12)
+	if err != nil || !r.joined || len(r.backlog) != 2 || r.backlog[0].seq != 14 || r.backlog[1].seq != 16 {
+		t.Fatalf("join from 12: %v %d %v", r.backlog, r.replayTo, err)
 	}
 	// Live events after the join reach s once, though two of its filters match.
 	h.dispatch(msg(17, "x"))
@@ -88,7 +88,7 @@ func TestHubJoin(t *testing.T) {
 		t.Fatalf("ahead: %s, want [21]", got)
 	}
 	h.close()
-	if _, _, err := h.join(newSubscriber([]string{"a"}, false, 1), 21); err != errHubClosed {
+	if _, err := h.join(newSubscriber([]string{"a"}, false, 1), 21); err != errHubClosed {
 		t.Fatalf("join after close: %v", err)
 	}
 	if !s.closed || !ahead.closed {

@@ -10,6 +10,9 @@ import (
 // errBadID reports an event id that the gateway did not issue.
 var errBadID = errors.New("invalid event id")
 
+// maxIDLen is the longest SSE id the gateway issues: a base-36 epoch and a decimal sequence.
+const maxIDLen = 13 + 1 + 20
+
 // position is a place in one incarnation (epoch) of the stream: the sequence of the last
 // event seen. Its text form, the SSE id, is "<epoch in base 36>-<sequence>".
 type position struct {

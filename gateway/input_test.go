@@ -6,13 +6,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/natsse/natsse/natsbus"
 )
 
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, Options{MaxEventBytes: 1024, MaxTopics: 3}, natsbus.Options{})
+	e := newTestEnv(t, func(o *Options) { o.MaxEventBytes = 1024; o.MaxTopics = 3 }, nil)
 	tests := []struct {
 		name, method, path, body string
 		header                   map[string]string
@@ -84,7 +82,7 @@ func TestBadInput(t *testing.T) {
 
 func TestPublishIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, Options{}, natsbus.Options{})
+	e := newTestEnv(t, nil, nil)
 	post := func() publishResponse {
 		req, _ := http.NewRequest("POST", e.srv.URL+"/publish/orders", strings.NewReader("x"))
 		req.Header.Set("Idempotency-Key", "order-1")
@@ -107,7 +105,7 @@ func TestPublishIdempotencyKey(t *testing.T) {
 
 func TestCORS(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, Options{CORSOrigins: []string{"https://app.example"}}, natsbus.Options{})
+	e := newTestEnv(t, func(o *Options) { o.CORSOrigins = []string{"https://app.example"} }, nil)
 	do := func(method, origin string, header map[string]string) *http.Response {
 		req, _ := http.NewRequestWithContext(t.Context(), method, e.srv.URL+"/publish/a", strings.NewReader("x"))
 		req.Header.Set("Origin", origin)

@@ -16,9 +16,6 @@ import (
 // HeaderIdempotencyKey makes a retried HTTP publish store its event once.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
-// maxIDLen is the longest SSE id the gateway issues: a base-36 epoch and a decimal sequence.
-const maxIDLen = 13 + 1 + 20
-
 // publishResponse answers a publish.
 type publishResponse struct {
 	ID        string `json:"id"`        // the SSE id the event carries

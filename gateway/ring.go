@@ -8,7 +8,7 @@ type ring struct {
 	buf   []*event
 	head  int    // index of the oldest event
 	n     int    // events held
-	start uint64 // every event with a sequence >= start is held (up to the Hub's last)
+	start uint64 // every event with a sequence >= start is held (up to the hub's last)
 }
 
 func newRing(size int, start uint64) ring {

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/natsse/natsse/natsbus"
 	"github.com/natsse/natsse/sseformat"
 )
 
@@ -19,7 +18,7 @@ func TestConnectDisconnectSoak(t *testing.T) {
 	if testing.Short() {
 		cycles = 300
 	}
-	e := newTestEnv(t, Options{RecentEvents: 64}, natsbus.Options{})
+	e := newTestEnv(t, func(o *Options) { o.RecentEvents = 64 }, nil)
 	var ids []string
 	for i := 0; i < 200; i++ {
 		ids = append(ids, e.publish(t, fmt.Sprintf("soak.%d", i%4), "", "x"))

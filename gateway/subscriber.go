@@ -2,8 +2,8 @@ package gateway
 
 import "github.com/natsse/natsse/natsbus"
 
-// subscriber is one SSE connection's registration in the Hub. Its fields other than
-// filters and envelope are guarded by the Hub's lock; queue is closed exactly once, under
+// subscriber is one SSE connection's registration in the hub. Its fields other than
+// filters and envelope are guarded by the hub's lock; queue is closed exactly once, under
 // that lock.
 type subscriber struct {
 	filters  []string // reduced topic filters

@@ -68,66 +68,21 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 		log.Info("gateway starting: waiting for NATS and the stream; /healthz answers, /readyz not yet", "http", a.httpAddr())
 	})
 	defer waiting.Stop()
-	fsync, _ := cfg.fsyncInterval()
-	a.bus, err = natsbus.New(natsbus.Options{
-		StoreDir:        cfg.DataDir,
-		ClientAddr:      cfg.natsAddr(),
-		SubjectPrefix:   cfg.SubjectPrefix,
-		Stream:          cfg.Stream,
-		MaxAge:          cfg.HistoryMaxAge,
-		MaxBytes:        cfg.HistoryMaxBytes,
-		MaxMsgs:         cfg.HistoryMaxMsgs,
-		DuplicateWindow: cfg.DuplicateWindow,
-		SyncInterval:    fsync,
-		Logger:          log.With("component", "nats"),
-		ServerName:      cfg.ServerName,
-		Cluster: natsbus.ClusterOptions{
-			Name:   cfg.ClusterName,
-			Addr:   cfg.ClusterAddr,
-			Routes: cfg.ClusterRoutes,
-		},
-		Replicas:    cfg.StreamReplicas,
-		URLs:        cfg.NATSURL,
-		LeafRemotes: cfg.LeafRemotes,
-		Credentials: natsbus.Credentials{
-			File:     cfg.NATSCreds,
-			User:     cfg.NATSUser,
-			Password: cfg.NATSPassword,
-			Token:    cfg.NATSToken,
-		},
-		JetStreamDomain: cfg.JSDomain,
-	})
+	a.bus, err = natsbus.New(cfg.busOptions(log.With("component", "nats")))
 	if errors.Is(err, natsbus.ErrListen) {
 		return nil, fmt.Errorf("GATEWAY_NATS_ADDR: %w", err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	a.gw, err = gateway.New(gateway.Options{
-		Bus:           a.bus,
-		Logger:        log,
-		KeepAlive:     cfg.KeepAlive,
-		Retry:         cfg.Retry,
-		BufferSize:    cfg.BufferSize,
-		RecentEvents:  recentEvents(cfg.RecentEvents),
-		MaxEventBytes: cfg.MaxEventBytes,
-		MaxTopics:     cfg.MaxTopics,
-		WriteTimeout:  cfg.WriteTimeout,
-		CORSOrigins:   cfg.CORSOrigins,
-	})
+	gopts := cfg.gatewayOptions(log)
+	gopts.Bus = a.bus
+	a.gw, err = gateway.New(gopts)
 	if err != nil {
 		return nil, err
 	}
 	a.handler.set(a.gw.Handler())
 	return a, nil
-}
-
-// recentEvents maps GATEWAY_RECENT_EVENTS (0 = none) to gateway.Options (negative = none).
-func recentEvents(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
 }
 
 // httpAddr is the address the HTTP server listens on.

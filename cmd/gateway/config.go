@@ -8,36 +8,39 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/natsse/natsse/gateway"
+	"github.com/natsse/natsse/natsbus"
 )
 
 // envPrefix prefixes every environment variable the gateway reads.
 const envPrefix = "GATEWAY"
 
-// config is the gateway's configuration, read from GATEWAY_* environment variables.
+// config is the gateway's configuration, read from GATEWAY_* environment variables. A
+// variable that is not set keeps its value in defaultConfig.
 type config struct {
-	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"HTTP listen address (SSE streams, publishes, health)"`
-	NATSAddr        string        `envconfig:"NATS_ADDR" default:"127.0.0.1:4222" desc:"the embedded NATS server's client listener, for microservices; 'off' for none (in-process only)"`
-	DataDir         string        `envconfig:"DATA_DIR" default:"./data" desc:"JetStream storage; locked while the gateway runs"`
-	SubjectPrefix   string        `envconfig:"SUBJECT_PREFIX" default:"sse" desc:"topic 'orders.eu' is NATS subject '<prefix>.orders.eu'; the stream captures '<prefix>.>'"`
-	Stream          string        `envconfig:"STREAM" default:"NATSSE" desc:"name of the JetStream stream"`
-	HistoryMaxAge   time.Duration `envconfig:"HISTORY_MAX_AGE" default:"24h" desc:"events older than this are removed; 0 keeps them forever"`
-	HistoryMaxBytes int64         `envconfig:"HISTORY_MAX_BYTES" default:"1073741824" desc:"the stream's size limit in bytes (oldest events go first); 0 for none"`
-	HistoryMaxMsgs  int64         `envconfig:"HISTORY_MAX_MSGS" default:"0" desc:"the stream's limit in events (oldest go first); 0 for none"`
-	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2m" desc:"how long an Idempotency-Key or Nats-Msg-Id is remembered"`
-	Fsync           string        `envconfig:"FSYNC" default:"2m" desc:"how often stored events are fsynced to disk, or 'always' for every write"`
-	KeepAlive       time.Duration `envconfig:"KEEPALIVE" default:"15s" desc:"interval of the keep-alive comment on streams"`
-	Retry           time.Duration `envconfig:"RETRY" default:"3s" desc:"reconnection delay sent to clients (the SSE retry field)"`
-	BufferSize      int           `envconfig:"BUFFER_SIZE" default:"512" desc:"events queued per stream before a slow client is cut off"`
-	RecentEvents    int           `envconfig:"RECENT_EVENTS" default:"4096" desc:"recent events kept in memory for fast resumes; 0 for none"`
-	MaxEventBytes   int           `envconfig:"MAX_EVENT_BYTES" default:"65536" desc:"largest encoded SSE event an HTTP publish may produce"`
-	MaxTopics       int           `envconfig:"MAX_TOPICS" default:"32" desc:"most topics in one stream"`
-	WriteTimeout    time.Duration `envconfig:"WRITE_TIMEOUT" default:"10s" desc:"a stream whose client takes no bytes for this long is cut off"`
+	HTTPAddr        string        `envconfig:"HTTP_ADDR" desc:"HTTP listen address (SSE streams, publishes, health)"`
+	NATSAddr        string        `envconfig:"NATS_ADDR" desc:"the embedded NATS server's client listener, for microservices; 'off' for none (in-process only)"`
+	DataDir         string        `envconfig:"DATA_DIR" desc:"JetStream storage; locked while the gateway runs"`
+	SubjectPrefix   string        `envconfig:"SUBJECT_PREFIX" desc:"topic 'orders.eu' is NATS subject '<prefix>.orders.eu'; the stream captures '<prefix>.>'"`
+	Stream          string        `envconfig:"STREAM" desc:"name of the JetStream stream"`
+	HistoryMaxAge   time.Duration `envconfig:"HISTORY_MAX_AGE" desc:"events older than this are removed; 0 keeps them forever"`
+	HistoryMaxBytes int64         `envconfig:"HISTORY_MAX_BYTES" desc:"the stream's size limit in bytes (oldest events go first); 0 for none"`
+	HistoryMaxMsgs  int64         `envconfig:"HISTORY_MAX_MSGS" desc:"the stream's limit in events (oldest go first); 0 for none"`
+	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" desc:"how long an Idempotency-Key or Nats-Msg-Id is remembered"`
+	Fsync           string        `envconfig:"FSYNC" desc:"how often stored events are fsynced to disk, or 'always' for every write"`
+	KeepAlive       time.Duration `envconfig:"KEEPALIVE" desc:"interval of the keep-alive comment on streams"`
+	Retry           time.Duration `envconfig:"RETRY" desc:"reconnection delay sent to clients (the SSE retry field)"`
+	BufferSize      int           `envconfig:"BUFFER_SIZE" desc:"events queued per stream before a slow client is cut off"`
+	RecentEvents    int           `envconfig:"RECENT_EVENTS" desc:"recent events kept in memory for fast resumes; 0 for none"`
+	MaxEventBytes   int           `envconfig:"MAX_EVENT_BYTES" desc:"largest encoded SSE event an HTTP publish may produce"`
+	MaxTopics       int           `envconfig:"MAX_TOPICS" desc:"most topics in one stream"`
+	WriteTimeout    time.Duration `envconfig:"WRITE_TIMEOUT" desc:"a stream whose client takes no bytes for this long is cut off"`
 	CORSOrigins     []string      `envconfig:"CORS_ORIGINS" desc:"comma-separated origins allowed from browsers on other origins, or '*'"`
-	ServerName      string        `envconfig:"SERVER_NAME" desc:"the embedded NATS server's name: unique and stable per node in a cluster (default natsse)"`
+	ServerName      string        `envconfig:"SERVER_NAME" desc:"the embedded NATS server's name: unique and stable per node in a cluster"`
 	ClusterName     string        `envconfig:"CLUSTER_NAME" desc:"embedded cluster: the cluster's name, the same on every node"`
 	ClusterAddr     string        `envconfig:"CLUSTER_ADDR" desc:"embedded cluster: this node's route listener, e.g. 0.0.0.0:6222"`
 	ClusterRoutes   []string      `envconfig:"CLUSTER_ROUTES" desc:"embedded cluster: comma-separated nats://host:port routes of all nodes"`
-	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"the stream's replicas: 1, or 3 in a three-node cluster"`
+	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" desc:"the stream's replicas: 1, or 3 in a three-node cluster"`
 	NATSURL         []string      `envconfig:"NATS_URL" desc:"external NATS: comma-separated URLs of an existing deployment with JetStream; no embedded server"`
 	NATSCreds       string        `envconfig:"NATS_CREDS" desc:"a .creds file for GATEWAY_NATS_URL or GATEWAY_LEAF_REMOTES"`
 	NATSUser        string        `envconfig:"NATS_USER" desc:"user name for GATEWAY_NATS_URL"`
@@ -45,14 +48,43 @@ type config struct {
 	NATSToken       string        `envconfig:"NATS_TOKEN" desc:"token for GATEWAY_NATS_URL"`
 	LeafRemotes     []string      `envconfig:"LEAF_REMOTES" desc:"leaf node: comma-separated leaf node URLs of an existing deployment to join"`
 	JSDomain        string        `envconfig:"JS_DOMAIN" desc:"the JetStream domain holding the stream (required with GATEWAY_LEAF_REMOTES)"`
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"longest wait for a graceful shutdown"`
-	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" desc:"longest wait for a graceful shutdown"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" desc:"debug, info, warn or error"`
+	LogFormat       string        `envconfig:"LOG_FORMAT" desc:"text or json"`
 }
 
-// loadConfig reads and checks the configuration.
+// defaultConfig is the configuration when no variable is set: the options' defaults of
+// the packages that own them, and the program's own.
+func defaultConfig() config {
+	b, g := natsbus.DefaultOptions(), gateway.DefaultOptions()
+	return config{
+		HTTPAddr:        ":8080",
+		NATSAddr:        "127.0.0.1:4222",
+		DataDir:         "./data",
+		SubjectPrefix:   b.SubjectPrefix,
+		Stream:          b.Stream,
+		HistoryMaxAge:   b.MaxAge,
+		HistoryMaxBytes: b.MaxBytes,
+		HistoryMaxMsgs:  b.MaxMsgs,
+		DuplicateWindow: b.DuplicateWindow,
+		Fsync:           b.SyncInterval.String(),
+		KeepAlive:       g.KeepAlive,
+		Retry:           g.Retry,
+		BufferSize:      g.BufferSize,
+		RecentEvents:    g.RecentEvents,
+		MaxEventBytes:   g.MaxEventBytes,
+		MaxTopics:       g.MaxTopics,
+		WriteTimeout:    g.WriteTimeout,
+		StreamReplicas:  b.Replicas,
+		ShutdownTimeout: 10 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// loadConfig reads the configuration and checks it.
 func loadConfig() (config, error) {
-	var c config
+	c := defaultConfig()
 	if err := envconfig.Process(envPrefix, &c); err != nil {
 		var perr *envconfig.ParseError
 		if errors.As(err, &perr) {
@@ -63,6 +95,21 @@ func loadConfig() (config, error) {
 	return c, c.validate()
 }
 
+// optionVars names the variable that sets each option of natsbus and gateway, for their
+// errors.
+var optionVars = map[string]string{
+	"StoreDir": "DATA_DIR", "ClientAddr": "NATS_ADDR", "ServerName": "SERVER_NAME",
+	"SubjectPrefix": "SUBJECT_PREFIX", "Stream": "STREAM", "MaxAge": "HISTORY_MAX_AGE",
+	"MaxBytes": "HISTORY_MAX_BYTES", "MaxMsgs": "HISTORY_MAX_MSGS", "DuplicateWindow": "DUPLICATE_WINDOW",
+	"SyncInterval": "FSYNC", "Cluster": "CLUSTER_NAME/ADDR/ROUTES", "Replicas": "STREAM_REPLICAS",
+	"URLs": "NATS_URL", "LeafRemotes": "LEAF_REMOTES", "JetStreamDomain": "JS_DOMAIN",
+	"KeepAlive": "KEEPALIVE", "Retry": "RETRY", "BufferSize": "BUFFER_SIZE", "RecentEvents": "RECENT_EVENTS",
+	"MaxEventBytes": "MAX_EVENT_BYTES", "MaxTopics": "MAX_TOPICS", "WriteTimeout": "WRITE_TIMEOUT",
+	"CORSOrigins": "CORS_ORIGINS",
+}
+
+// validate checks the program's own variables here, and every other one with the package
+// that owns its option, naming the variable in each error. All errors come on one line.
 func (c config) validate() error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -71,57 +118,9 @@ func (c config) validate() error {
 	if c.HTTPAddr == "" {
 		bad("HTTP_ADDR", "empty")
 	}
-	if c.DataDir == "" {
-		bad("DATA_DIR", "empty")
-	}
-	if c.HistoryMaxAge < 0 {
-		bad("HISTORY_MAX_AGE", "negative")
-	}
-	if c.HistoryMaxBytes < 0 || c.HistoryMaxMsgs < 0 {
-		bad("HISTORY_MAX_BYTES/MSGS", "negative")
-	}
-	if c.DuplicateWindow <= 0 {
-		bad("DUPLICATE_WINDOW", "must be positive")
-	}
-	if _, err := c.fsyncInterval(); err != nil {
-		bad("FSYNC", "%v", err)
-	}
-	if c.KeepAlive < time.Second {
-		bad("KEEPALIVE", "%s: at least 1s", c.KeepAlive)
-	}
-	if c.Retry < 100*time.Millisecond {
-		bad("RETRY", "%s: at least 100ms (a tiny retry makes browsers reconnect in a tight loop)", c.Retry)
-	}
-	if c.BufferSize < 1 {
-		bad("BUFFER_SIZE", "at least 1")
-	}
-	if c.RecentEvents < 0 {
-		bad("RECENT_EVENTS", "negative")
-	}
-	if c.MaxEventBytes < 256 {
-		bad("MAX_EVENT_BYTES", "at least 256")
-	}
-	if c.MaxTopics < 1 {
-		bad("MAX_TOPICS", "at least 1")
-	}
-	if c.WriteTimeout < 100*time.Millisecond {
-		bad("WRITE_TIMEOUT", "at least 100ms")
-	}
-	clustered := c.ClusterName != "" || c.ClusterAddr != "" || len(c.ClusterRoutes) > 0
-	switch {
-	case len(c.NATSURL) > 0 && (clustered || len(c.LeafRemotes) > 0):
-		bad("NATS_URL", "an external deployment excludes GATEWAY_CLUSTER_* and GATEWAY_LEAF_REMOTES")
-	case len(c.LeafRemotes) > 0 && clustered:
-		bad("LEAF_REMOTES", "a leaf node excludes GATEWAY_CLUSTER_*")
-	case len(c.LeafRemotes) > 0 && c.JSDomain == "":
-		bad("JS_DOMAIN", "required with GATEWAY_LEAF_REMOTES: the JetStream domain of the deployment joined")
-	case clustered && (c.ClusterName == "" || c.ClusterAddr == "" || len(c.ClusterRoutes) == 0):
-		bad("CLUSTER_NAME/ADDR/ROUTES", "a cluster node needs all three")
-	case clustered && c.ServerName == "":
-		bad("SERVER_NAME", "required in a cluster: a unique, stable name per node")
-	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		bad("STREAM_REPLICAS", "%d: from 1 to 5", c.StreamReplicas)
+	_, fsyncErr := c.fsyncInterval()
+	if fsyncErr != nil {
+		bad("FSYNC", "%v", fsyncErr)
 	}
 	if _, err := c.logLevel(); err != nil {
 		bad("LOG_LEVEL", "%v", err)
@@ -129,10 +128,72 @@ func (c config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("LOG_FORMAT", "%q: want text or json", c.LogFormat)
 	}
+	for _, err := range []error{c.busOptions(nil).Validate(), c.gatewayOptions(nil).Validate()} {
+		for _, e := range unjoin(err) {
+			var oe *natsbus.OptionError
+			switch {
+			case !errors.As(e, &oe):
+				errs = append(errs, e)
+			case oe.Option == "Bus": // not configured: the program makes it
+			case oe.Option == "SyncInterval" && fsyncErr != nil: // said above
+			default:
+				bad(optionVars[oe.Option], "%s", oe.Reason)
+			}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return nil
+}
+
+// unjoin returns the errors that errors.Join joined into err.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
+}
+
+// busOptions maps the configuration onto natsbus.Options.
+func (c config) busOptions(log *slog.Logger) natsbus.Options {
+	o := natsbus.DefaultOptions()
+	o.Logger = log
+	o.StoreDir = c.DataDir
+	o.ClientAddr = c.natsAddr()
+	o.ServerName = c.ServerName
+	o.SubjectPrefix = c.SubjectPrefix
+	o.Stream = c.Stream
+	o.MaxAge = c.HistoryMaxAge
+	o.MaxBytes = c.HistoryMaxBytes
+	o.MaxMsgs = c.HistoryMaxMsgs
+	o.DuplicateWindow = c.DuplicateWindow
+	o.SyncInterval, _ = c.fsyncInterval()
+	o.Cluster = natsbus.ClusterOptions{Name: c.ClusterName, Addr: c.ClusterAddr, Routes: c.ClusterRoutes}
+	o.Replicas = c.StreamReplicas
+	o.URLs = c.NATSURL
+	o.LeafRemotes = c.LeafRemotes
+	o.Credentials = natsbus.Credentials{File: c.NATSCreds, User: c.NATSUser, Password: c.NATSPassword, Token: c.NATSToken}
+	o.JetStreamDomain = c.JSDomain
+	return o
+}
+
+// gatewayOptions maps the configuration onto gateway.Options, all but Bus.
+func (c config) gatewayOptions(log *slog.Logger) gateway.Options {
+	o := gateway.DefaultOptions()
+	o.Logger = log
+	o.KeepAlive = c.KeepAlive
+	o.Retry = c.Retry
+	o.BufferSize = c.BufferSize
+	o.RecentEvents = c.RecentEvents
+	o.MaxEventBytes = c.MaxEventBytes
+	o.MaxTopics = c.MaxTopics
+	o.WriteTimeout = c.WriteTimeout
+	o.CORSOrigins = c.CORSOrigins
+	return o
 }
 
 // fsyncInterval maps GATEWAY_FSYNC to natsbus.Options.SyncInterval: negative for always.

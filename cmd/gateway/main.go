@@ -90,6 +90,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "Configuration (environment variables):")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	envconfig.Usagef(envPrefix, &config{}, tw, "{{range .}}  {{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}")
+	defaults := defaultConfig()
+	envconfig.Usagef(envPrefix, &defaults, tw, "{{range .}}  {{usage_key .}}\t{{if ne .Field.Kind.String \"slice\"}}{{.Field}}{{end}}\t{{usage_description .}}\n{{end}}")
 	tw.Flush()
 }

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 
 func testConfig(t testing.TB) config {
 	t.Helper()
-	var c config
+	c := defaultConfig()
 	if err := envconfig.Process("GATEWAY_TEST_UNSET", &c); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"context"
+	"time"
+)
+
+// pump writes live events until the client goes, the queue is closed (the client was too
+// slow, or the Gateway is closing) or a write fails. It writes whatever is queued, then
+// flushes once; an idle stream gets a keep-alive comment.
+func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) {
+	keepAlive := time.NewTicker(g.opts.KeepAlive)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-keepAlive.C:
+			if w.ping() != nil {
+				return
+			}
+		case ev, ok := <-s.queue:
+			if !ok {
+				return
+			}
+			if w.write(ev.frameFor(s.envelope)) != nil {
+				return
+			}
+			// Write whatever else is queued, then flush once.
+			for more := true; more; {
+				select {
+				case ev, ok := <-s.queue:
+					if !ok {
+						w.flush()
+						return
+					}
+					if w.write(ev.frameFor(s.envelope)) != nil {
+						return
+					}
+				default:
+					more = false
+				}
+			}
+			if w.flush() != nil {
+				return
+			}
+		}
+	}
+}

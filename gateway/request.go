@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"github.com/gin-gonic/gin"
+	"github.com/natsse/natsse/natsbus"
+)
+
+// streamRequest is a parsed GET /events.
+type streamRequest struct {
+	topics   []string
+	lastID   string // "" = live from now; "earliest" = the whole history
+	resume   position
+	envelope bool
+}
+
+// lastIDEarliest asks for the whole stored history.
+const lastIDEarliest = "earliest"
+
+func (g *Gateway) parseStream(c *gin.Context) (streamRequest, error) {
+	var r streamRequest
+	q := c.Request.URL.Query()
+	if err := checkParams(q, "topic", "last_event_id", "envelope"); err != nil {
+		return r, err
+	}
+	r.topics = q["topic"]
+	switch {
+	case len(r.topics) == 0:
+		return r, wrapf(errBadRequest, "at least one topic parameter is required, e.g. /events?topic=orders.eu")
+	case len(r.topics) > g.opts.MaxTopics:
+		return r, wrapf(errBadRequest, "%d topics: at most %d per stream", len(r.topics), g.opts.MaxTopics)
+	}
+	for _, t := range r.topics {
+		if err := natsbus.ValidateFilter(t); err != nil {
+			return r, err
+		}
+	}
+	switch q.Get("envelope") {
+	case "", "0", "false":
+	case "1", "true":
+		r.envelope = true
+	default:
+		return r, wrapf(errBadRequest, "envelope=%q: want true or false", truncate(q.Get("envelope"), 32))
+	}
+	// The header wins: a browser sends it when it reconnects, while the URL still carries
+	// the position it first connected with.
+	r.lastID = c.GetHeader("Last-Event-ID")
+	if r.lastID == "" {
+		r.lastID = q.Get("last_event_id")
+	}
+	if r.lastID != "" && r.lastID != lastIDEarliest {
+		p, err := parseID(r.lastID)
+		if err != nil {
+			return r, err
+		}
+		r.resume = p
+	}
+	return r, nil
+}

@@ -1,0 +1,51 @@
+package gateway
+
+import (
+	"errors"
+
+	"github.com/gin-gonic/gin"
+)
+
+// handleEvents serves GET /events: it resolves where the client resumes, sends a gap
+// notice if it cannot continue exactly there, catches up and then pumps live events.
+func (g *Gateway) handleEvents(c *gin.Context) {
+	r, err := g.parseStream(c)
+	if err != nil {
+		g.writeError(c, err)
+		return
+	}
+	w := newStreamWriter(c.Writer, g.opts.WriteTimeout)
+	if !g.enter(w) {
+		w.comeBackLater(g.opts.Retry, "shutting down")
+		return
+	}
+	defer g.leave(w)
+
+	ctx := c.Request.Context()
+	cursor, gp, err := g.resolveStart(ctx, r)
+	if err != nil {
+		if ctx.Err() == nil { // else the client left
+			g.log.Warn("stream: cannot resolve start", "err", err)
+			w.comeBackLater(g.opts.Retry, "stream unavailable")
+		}
+		return
+	}
+	if err := w.start(g.opts.Retry); err != nil {
+		return
+	}
+	if gp != nil {
+		gp.LastEventID = r.lastID
+		if err := g.writeGap(w, gp, cursor); err != nil {
+			return
+		}
+	}
+	s := newSubscriber(r.topics, r.envelope, g.opts.BufferSize)
+	defer g.hub.leave(s)
+	if err := g.catchUp(ctx, s, cursor, w); err != nil {
+		if !errors.Is(err, errHubClosed) && ctx.Err() == nil && !errors.Is(err, errWrite) {
+			g.log.Warn("stream: catch-up failed; the client will resume", "topics", r.topics, "err", err)
+		}
+		return
+	}
+	g.pump(ctx, s, w)
+}

@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/natsse/natsse/sseformat"
+)
+
+var errWrite = errors.New("gateway: write to client failed")
+
+// streamWriter writes an SSE response, with a deadline on every write.
+type streamWriter struct {
+	w       gin.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	mu      sync.Mutex // guards the deadline: abort is called from another goroutine
+	armed   time.Time  // when the current write deadline was set
+	aborted bool
+}
+
+func newStreamWriter(w gin.ResponseWriter, timeout time.Duration) *streamWriter {
+	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+func setStreamHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+}
+
+// start sends the headers and the retry hint at once, so that the client sees the stream
+// open without waiting for the first event.
+func (w *streamWriter) start(retry time.Duration) error {
+	setStreamHeaders(w.w.Header())
+	w.w.WriteHeader(http.StatusOK)
+	if err := w.write(sseformat.AppendRetry(nil, retry)); err != nil {
+		return err
+	}
+	if err := w.write([]byte("\n")); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// comeBackLater answers 200 with only a retry hint: EventSource reconnects after it,
+// whereas any error status would make it give up for good.
+func (w *streamWriter) comeBackLater(retry time.Duration, why string) {
+	setStreamHeaders(w.w.Header())
+	w.w.WriteHeader(http.StatusOK)
+	frame := sseformat.AppendComment(nil, why)
+	frame = sseformat.AppendRetry(frame, retry)
+	w.write(append(frame, '\n'))
+	w.flush()
+}
+
+func (w *streamWriter) ping() error {
+	if err := w.write(sseformat.AppendComment(nil, "ping")); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// abort makes the pending and every later write fail at once. It is safe to call from
+// another goroutine.
+func (w *streamWriter) abort() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.aborted = true
+	w.rc.SetWriteDeadline(time.Unix(1, 0))
+}
+
+func (w *streamWriter) arm() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.aborted {
+		return
+	}
+	now := time.Now()
+	// Re-arming costs little, but not every write needs it: a deadline set within the last
+	// tenth of the timeout is close enough.
+	if now.Sub(w.armed) > w.timeout/10 {
+		w.rc.SetWriteDeadline(now.Add(w.timeout))
+		w.armed = now
+	}
+}
+
+func (w *streamWriter) write(b []byte) error {
+	w.arm()
+	if _, err := w.w.Write(b); err != nil {
+		return fmt.Errorf("%w: %w", errWrite, err)
+	}
+	return nil
+}
+
+func (w *streamWriter) flush() error {
+	w.arm()
+	if err := w.rc.Flush(); err != nil {
+		return fmt.Errorf("%w: %w", errWrite, err)
+	}
+	return nil
+}
