@@ -80,15 +80,15 @@ func TestVanishedClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Process.Kill(); client.Wait() })
-	waitUntil(t, 30*time.Second, "the remote client's stream joined", func() bool { return g.stats(t).Connections == 1 })
+	pollUntil(t, 30*time.Second, "the remote client's stream joined", func() bool { return g.stats(t).Connections == 1 })
 	g.publish(t, "vanish", "", "before")
-	waitUntil(t, 30*time.Second, "the remote client received an event", func() bool {
+	pollUntil(t, 30*time.Second, "the remote client received an event", func() bool {
 		return strings.Contains(out.text(), "data: before")
 	})
 
 	h.cut(t)
 	began := time.Now()
-	waitUntil(t, 60*time.Second, "the gateway dropped the vanished client", func() bool { return g.stats(t).Connections == 0 })
+	pollUntil(t, 60*time.Second, "the gateway dropped the vanished client", func() bool { return g.stats(t).Connections == 0 })
 	t.Logf("vanished client dropped %s after its host went away", time.Since(began).Round(100*time.Millisecond))
 	// The gateway still serves others.
 	s := g.subscribe(t, "topic=vanish")

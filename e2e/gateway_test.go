@@ -53,6 +53,22 @@ func startGatewayIn(tb testing.TB, dataDir string, env ...string) *gatewayProc {
 	return g
 }
 
+// setting is a named gateway environment, for a test that runs against several.
+type setting struct {
+	name string
+	env  []string
+}
+
+// forSettings runs test for each of settings, as parallel subtests of t named after them.
+func forSettings(t *testing.T, settings []setting, test func(*testing.T, setting)) {
+	for _, s := range settings {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, s)
+		})
+	}
+}
+
 // restart stops g (if it still runs) and starts a new gateway on the same data directory
 // with the same settings plus env.
 func (g *gatewayProc) restart(tb testing.TB, env ...string) *gatewayProc {

@@ -58,15 +58,23 @@ func TestShutdownInterrupt(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
 	s := g.subscribe(t, "topic=x")
-	began := time.Now()
-	g.signal(t, syscall.SIGINT)
-	code := g.waitExit(t, shutdownLimit)
-	t.Logf("exited with %d, %s after SIGINT", code, time.Since(began).Round(time.Millisecond))
-	if code != 0 {
-		t.Errorf("exit code %d after SIGINT, want 0", code)
-	}
+	g.shutDownWith(t, syscall.SIGINT, "SIGINT")
 	if _, err := s.expectEnd(t, eventTimeout); err != io.EOF {
 		t.Errorf("stream ended with %v, want EOF", err)
+	}
+}
+
+// shutDownWith sends sig, waits up to shutdownLimit for the process to exit (failing the
+// test if it does not), logs how long it took and checks that it exited 0. after says
+// what the process exited after, for the messages.
+func (g *gatewayProc) shutDownWith(t *testing.T, sig os.Signal, after string) {
+	t.Helper()
+	began := time.Now()
+	g.signal(t, sig)
+	code := g.waitExit(t, shutdownLimit)
+	t.Logf("exited with %d, %s after %s", code, time.Since(began).Round(time.Millisecond), after)
+	if code != 0 {
+		t.Errorf("exit code %d after %s, want 0", code, after)
 	}
 }
 
@@ -212,42 +220,36 @@ func TestGap(t *testing.T) {
 			}
 		}
 	})
-	for _, tc := range []struct {
-		name string
-		env  []string
-	}{
+	forSettings(t, []setting{
 		{name: "expired", env: []string{"GATEWAY_HISTORY_MAX_MSGS=10"}},
 		{name: "expired without ring", env: []string{"GATEWAY_HISTORY_MAX_MSGS=10", "GATEWAY_RECENT_EVENTS=0"}},
 		{name: "expired after restart", env: []string{"GATEWAY_HISTORY_MAX_MSGS=10"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			g := startGateway(t, tc.env...)
-			var ids []string
-			for i := range 50 {
-				ids = append(ids, g.publish(t, "x", "", fmt.Sprintf("x%d", i)).ID)
+	}, func(t *testing.T, tc setting) {
+		g := startGateway(t, tc.env...)
+		var ids []string
+		for i := range 50 {
+			ids = append(ids, g.publish(t, "x", "", fmt.Sprintf("x%d", i)).ID)
+		}
+		if strings.HasSuffix(tc.name, "restart") {
+			g = g.restart(t)
+		}
+		s := g.subscribeFrom(t, "topic=x", ids[0])
+		gap := expectGap(t, s, "expired", ids[0])
+		if gap.ResumeID != ids[39] || gap.LostFromSeq != 2 || gap.LostToSeq != 40 {
+			t.Errorf("gap %+v, want resume_id %s, lost_from_seq 2, lost_to_seq 40", gap, ids[39])
+		}
+		for i := 40; i < 50; i++ {
+			if ev := s.next(t); ev.ID != ids[i] || ev.Data != fmt.Sprintf("x%d", i) {
+				t.Fatalf("after the gap: %+v, want %s", ev, ids[i])
 			}
-			if strings.HasSuffix(tc.name, "restart") {
-				g = g.restart(t)
-			}
-			s := g.subscribeFrom(t, "topic=x", ids[0])
-			gap := expectGap(t, s, "expired", ids[0])
-			if gap.ResumeID != ids[39] || gap.LostFromSeq != 2 || gap.LostToSeq != 40 {
-				t.Errorf("gap %+v, want resume_id %s, lost_from_seq 2, lost_to_seq 40", gap, ids[39])
-			}
-			for i := 40; i < 50; i++ {
-				if ev := s.next(t); ev.ID != ids[i] || ev.Data != fmt.Sprintf("x%d", i) {
-					t.Fatalf("after the gap: %+v, want %s", ev, ids[i])
-				}
-			}
-			s.expectQuiet(t, 100*time.Millisecond)
-			// From the oldest stored event's predecessor, there is no gap.
-			r := g.subscribeFrom(t, "topic=x", ids[39])
-			if ev := r.next(t); ev.ID != ids[40] {
-				t.Errorf("resume from %s: %+v, want %s", ids[39], ev, ids[40])
-			}
-		})
-	}
+		}
+		s.expectQuiet(t, 100*time.Millisecond)
+		// From the oldest stored event's predecessor, there is no gap.
+		r := g.subscribeFrom(t, "topic=x", ids[39])
+		if ev := r.next(t); ev.ID != ids[40] {
+			t.Errorf("resume from %s: %+v, want %s", ids[39], ev, ids[40])
+		}
+	})
 	t.Run("expired by age", func(t *testing.T) {
 		t.Parallel()
 		g := startGateway(t, "GATEWAY_HISTORY_MAX_AGE=1s")
@@ -374,13 +376,7 @@ func TestShutdownStuckClient(t *testing.T) {
 		t.Fatalf("stats %+v: want 2 connections, none cut off", s)
 	}
 	g.client.CloseIdleConnections()
-	began := time.Now()
-	g.signal(t, syscall.SIGTERM)
-	code := g.waitExit(t, shutdownLimit)
-	t.Logf("exited with %d, %s after SIGTERM, with a stuck client", code, time.Since(began).Round(time.Millisecond))
-	if code != 0 {
-		t.Errorf("exit code %d, want 0", code)
-	}
+	g.shutDownWith(t, syscall.SIGTERM, "SIGTERM, with a stuck client")
 	if _, err := healthy.expectEnd(t, eventTimeout); err != io.EOF {
 		t.Errorf("healthy stream ended with %v, want EOF", err)
 	}

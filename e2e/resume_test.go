@@ -21,19 +21,13 @@ import (
 // none twice, in order.
 func TestResumeGapFree(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		env  []string
-	}{
+	forSettings(t, []setting{
 		{name: "from memory", env: nil},
 		{name: "from the store", env: []string{"GATEWAY_RECENT_EVENTS=0"}},
 		{name: "small ring", env: []string{"GATEWAY_RECENT_EVENTS=100"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			testResume(t, tc.env)
-		})
-	}
+	}, func(t *testing.T, s setting) {
+		testResume(t, s.env)
+	})
 }
 
 func testResume(t *testing.T, env []string) {
@@ -225,18 +219,12 @@ func compareEvents(tb testing.TB, got, want []sseformat.Event) {
 // the whole history with last_event_id=earliest, and nothing more than the topics ask for.
 func TestResumePosition(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		env  []string
-	}{
+	forSettings(t, []setting{
 		{name: "from memory"},
 		{name: "from the store", env: []string{"GATEWAY_RECENT_EVENTS=0"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			testResumePosition(t, startGateway(t, tc.env...))
-		})
-	}
+	}, func(t *testing.T, s setting) {
+		testResumePosition(t, startGateway(t, s.env...))
+	})
 }
 
 func testResumePosition(t *testing.T, g *gatewayProc) {

@@ -73,7 +73,7 @@ func TestShutdownManyStreams(t *testing.T) {
 			t.Fatalf("stream %d: %v", i, err)
 		}
 	}
-	waitUntil(t, time.Minute, "every stream joined", func() bool { return g.stats(t).Connections == manyStreams })
+	pollUntil(t, time.Minute, "every stream joined", func() bool { return g.stats(t).Connections == manyStreams })
 
 	// Before: one event per topic reaches every stream.
 	var want []map[string][]string // per phase, topic -> ids
@@ -97,7 +97,7 @@ func TestShutdownManyStreams(t *testing.T) {
 		}
 		return true
 	}
-	waitUntil(t, time.Minute, "every stream received the first event", received)
+	pollUntil(t, time.Minute, "every stream received the first event", received)
 
 	code, took := g.stop(t)
 	if code != 0 {
@@ -120,7 +120,7 @@ func TestShutdownManyStreams(t *testing.T) {
 			t.Errorf("stream %d resume: %v", i, err)
 		}
 	}
-	waitUntil(t, time.Minute, "every stream received the event published while it was away", received)
+	pollUntil(t, time.Minute, "every stream received the event published while it was away", received)
 	for i, r := range readers {
 		r.mu.Lock()
 		got := fmt.Sprint(r.ids)
@@ -134,21 +134,5 @@ func TestShutdownManyStreams(t *testing.T) {
 		t.Fatalf("gateway exited with %d", code)
 	} else {
 		t.Logf("and again in %s", took.Round(time.Millisecond))
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after timeout.
-func waitUntil(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			tb.Fatalf("timed out waiting until %s", what)
-		}
 	}
 }
