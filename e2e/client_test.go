@@ -7,9 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -171,18 +169,6 @@ func natsMsg(topic, typ, data, msgID string) *nats.Msg {
 	return m
 }
 
-// epochOf returns the stream epoch part of an event id ("<epoch>-<seq>").
-func epochOf(tb testing.TB, id string) string {
-	tb.Helper()
-	e, _, ok := strings.Cut(id, "-")
-	if !ok || e == "" {
-		tb.Fatalf("event id %q: want <epoch>-<seq>", id)
-	}
-	return e
-}
-
-func eventID(epoch string, seq uint64) string { return fmt.Sprintf("%s-%d", epoch, seq) }
-
 // matchTopic reports whether a NATS-style filter (with "*" and ">") matches topic.
 func matchTopic(filter, topic string) bool {
 	f, t := strings.Split(filter, "."), strings.Split(topic, ".")
@@ -215,29 +201,4 @@ func topicQuery(topics ...string) string {
 // wireData is data as an SSE client receives it: every line break becomes LF.
 func wireData(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
-}
-
-// syncList is a list that several goroutines append to.
-type syncList[T any] struct {
-	mu    sync.Mutex
-	items []T
-}
-
-func (l *syncList[T]) add(v T) {
-	l.mu.Lock()
-	l.items = append(l.items, v)
-	l.mu.Unlock()
-}
-
-// all returns a copy of the items.
-func (l *syncList[T]) all() []T {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.items)
-}
-
-func (l *syncList[T]) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.items)
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -17,7 +16,7 @@ import (
 // gateway, or by a service connected to the deployment, reaches both gateways' clients with
 // the same id; a client resumes across them; and they serve the same history.
 func TestClusterExternal(t *testing.T) {
-	ns := clusterRunNATS(t, "", 0)
+	ns := runNATS(t, "", 0)
 	url := ns.ClientURL()
 	env := append(slices.Clone(clusterSettings), "GATEWAY_NATS_URL="+url)
 	g1 := startGateway(t, env...)
@@ -28,33 +27,22 @@ func TestClusterExternal(t *testing.T) {
 			t.Errorf("a gateway on an external deployment embeds a NATS server at %s", g.natsURL)
 		}
 	}
-	nc, err := nats.Connect(url, nats.Name("e2e-service"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := connectJS(t, url) // a service connected to the deployment
 
 	streams := []*sseStream{g1.subscribe(t, topicQuery("ext.>")), g2.subscribe(t, topicQuery("ext.>"))}
-	res := g1.publish(t, "ext.a", "", "through g1")
-	epoch := epochOf(t, res.ID)
-	clusterSameEvent(t, streams, res.ID, "through g1")
-	res = g2.publish(t, "ext.b", "", "through g2")
-	clusterSameEvent(t, streams, res.ID, "through g2")
+	epoch := epochOf(t, sameEventThrough(t, g1, streams, "ext.a", "through g1"))
+	sameEventThrough(t, g2, streams, "ext.b", "through g2")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	ack, err := js.PublishMsg(ctx, natsMsg("ext.c", "", "from a service", "ext-svc-1"))
 	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	clusterSameEvent(t, streams, eventID(epoch, ack.Sequence), "from a service")
+	sameEvent(t, streams, formatID(epoch, ack.Sequence), "from a service")
 
-	first, stream := clusterResumeAcross(t, gws, js)
-	clusterResumeBurst(t, gws, stream, "hop.>", epoch, first.Seq, 20)
-	clusterSameHistory(t, gws, js, epoch)
+	first, stream := resumeAcross(t, gws, js)
+	resumeBurst(t, gws, stream, "hop.>", epoch, first.Seq, 20)
+	sameHistory(t, gws, js, epoch)
 }
 
 // TestClusterLeaf runs two gateways as leaf nodes of an existing NATS deployment
@@ -70,8 +58,8 @@ func TestClusterLeaf(t *testing.T) {
 }
 
 func clusterTestLeaf(t *testing.T, names ...string) {
-	leafPort := clusterFreePorts(t, 1)[0]
-	ns := clusterRunNATS(t, "hub", leafPort)
+	leafPort := freePorts(t, 1)[0]
+	ns := runNATS(t, "hub", leafPort)
 	env := append(slices.Clone(clusterSettings),
 		fmt.Sprintf("GATEWAY_LEAF_REMOTES=nats://127.0.0.1:%d", leafPort), "GATEWAY_JS_DOMAIN=hub")
 	gws := make([]*gatewayProc, len(names))
@@ -98,22 +86,11 @@ func clusterTestLeaf(t *testing.T, names ...string) {
 			}
 		}
 	})
-	hub, err := nats.Connect(ns.ClientURL(), nats.Name("e2e-hub-client"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hub.Close)
-	hubJS, err := jetstream.New(hub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hubJS := connectJS(t, ns.ClientURL()) // a client of the deployment itself
 
 	streams := []*sseStream{g1.subscribe(t, topicQuery("leaf.>")), g2.subscribe(t, topicQuery("leaf.>"))}
-	res := g1.publish(t, "leaf.a", "", "over HTTP through g1")
-	epoch := epochOf(t, res.ID)
-	clusterSameEvent(t, streams, res.ID, "over HTTP through g1")
-	res = g2.publish(t, "leaf.a", "", "over HTTP through g2")
-	clusterSameEvent(t, streams, res.ID, "over HTTP through g2")
+	epoch := epochOf(t, sameEventThrough(t, g1, streams, "leaf.a", "over HTTP through g1"))
+	sameEventThrough(t, g2, streams, "leaf.a", "over HTTP through g2")
 
 	nc2, _ := g2.natsConn(t)
 	if err := nc2.PublishMsg(natsMsg("leaf.core", "", "core NATS through g2's listener", "")); err != nil {
@@ -122,7 +99,7 @@ func clusterTestLeaf(t *testing.T, names ...string) {
 	if err := nc2.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	id := clusterSameEvent(t, streams, "", "core NATS through g2's listener")
+	id := sameEvent(t, streams, "", "core NATS through g2's listener")
 	if e := epochOf(t, id); e != epoch {
 		t.Fatalf("core publish delivered with id %s, of another epoch than %s", id, epoch)
 	}
@@ -141,27 +118,9 @@ func clusterTestLeaf(t *testing.T, names ...string) {
 	if ack.Domain != "hub" {
 		t.Errorf("JetStream ack from domain %q, want hub", ack.Domain)
 	}
-	clusterSameEvent(t, streams, eventID(epoch, ack.Sequence), "JetStream through g1's listener")
+	sameEvent(t, streams, formatID(epoch, ack.Sequence), "JetStream through g1's listener")
 
-	first, stream := clusterResumeAcross(t, gws, hubJS)
-	clusterResumeBurst(t, gws, stream, "hop.>", epoch, first.Seq, 20)
-	clusterSameHistory(t, gws, hubJS, epoch)
-}
-
-// clusterSameHistory checks that a client asking each gateway for all history receives
-// the whole stream, with the same ids and data.
-func clusterSameHistory(t *testing.T, gws []*gatewayProc, js jetstream.JetStream, epoch string) {
-	t.Helper()
-	stream := clusterReadStream(t, js)
-	for i, g := range gws {
-		s := g.subscribeFrom(t, topicQuery(">"), "earliest")
-		for _, m := range stream {
-			ev := s.next(t)
-			if ev.ID != eventID(epoch, m.seq) || ev.Data != m.data {
-				t.Fatalf("gateway %d, history: got %s %q, want %s %q", i+1, ev.ID, ev.Data, eventID(epoch, m.seq), m.data)
-			}
-		}
-		s.close()
-	}
-	t.Logf("each of %d gateways served the whole history of %d events", len(gws), len(stream))
+	first, stream := resumeAcross(t, gws, hubJS)
+	resumeBurst(t, gws, stream, "hop.>", epoch, first.Seq, 20)
+	sameHistory(t, gws, hubJS, epoch)
 }

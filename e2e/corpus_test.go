@@ -136,7 +136,7 @@ func publishCorpus(tb testing.TB, g *gatewayProc, topic string, corpus []corpusE
 		if last := g.stats(tb).LastSeq; last != seq {
 			tb.Fatalf("%s: last_seq %d after the NATS publish, want %d: something else published", e.name, last, seq)
 		}
-		ev.LastEventID = eventID(epochOf(tb, res.ID), seq)
+		ev.LastEventID = formatID(epochOf(tb, res.ID), seq)
 		want = append(want, expectedEvent{what: e.name + " (NATS)", clientEvent: ev})
 	}
 	return want

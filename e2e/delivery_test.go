@@ -94,7 +94,7 @@ func TestDelivery(t *testing.T) {
 			if epoch == "" {
 				epoch = epochOf(t, res.ID)
 			}
-			want := publishResult{ID: eventID(epoch, seq), Topic: p.topic, Seq: seq, Duplicate: p.dup}
+			want := publishResult{ID: formatID(epoch, seq), Topic: p.topic, Seq: seq, Duplicate: p.dup}
 			if res != want {
 				t.Fatalf("publication %d: answer %+v, want %+v", i, res, want)
 			}
@@ -123,8 +123,8 @@ func TestDelivery(t *testing.T) {
 		}
 		// Wait until the event is out, which also tells a core publish's sequence.
 		ev := everything.next(t)
-		if ev.ID != eventID(epoch, seq) || ev.Type != p.typ || ev.Data != wireData(p.data) {
-			t.Fatalf("publication %d (%s %s %q): catch-all got %+v, want id %s", i, p.via, p.topic, p.data, ev, eventID(epoch, seq))
+		if ev.ID != formatID(epoch, seq) || ev.Type != p.typ || ev.Data != wireData(p.data) {
+			t.Fatalf("publication %d (%s %s %q): catch-all got %+v, want id %s", i, p.via, p.topic, p.data, ev, formatID(epoch, seq))
 		}
 	}
 
@@ -139,7 +139,7 @@ func TestDelivery(t *testing.T) {
 				if s.envelope {
 					data = envelopeJSON(t, p.topic, p.typ, p.data)
 				}
-				want = append(want, sseformat.Event{ID: eventID(epoch, seqOf[j]), Type: p.typ, Data: data})
+				want = append(want, sseformat.Event{ID: formatID(epoch, seqOf[j]), Type: p.typ, Data: data})
 			}
 			var got []sseformat.Event
 			if i == 0 {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,7 +46,7 @@ func TestFanOut(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	var epochs [2]string // of the first HTTP answers
+	var firstIDs [2]string // the first HTTP answers
 	for p := range 2 {
 		wg.Go(func() {
 			for i := range perPublisher {
@@ -57,7 +56,7 @@ func TestFanOut(t *testing.T) {
 					return
 				}
 				if i == 0 {
-					epochs[p], _, _ = strings.Cut(res.ID, "-")
+					firstIDs[p] = res.ID
 				}
 			}
 		})
@@ -105,7 +104,7 @@ func TestFanOut(t *testing.T) {
 		return len(msgs) == 4*perPublisher
 	})
 	checkDistinct(t, msgs, 4*perPublisher)
-	epoch := epochs[0]
+	epoch := epochOf(t, firstIDs[0])
 	for i, s := range subs {
 		t.Run(fmt.Sprintf("%d %v envelope=%v", i, s.filters, s.envelope), func(t *testing.T) {
 			want := expectedEvents(msgs, epoch, s.filters)

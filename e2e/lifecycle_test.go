@@ -111,7 +111,7 @@ func TestRestart(t *testing.T) {
 	}
 	for i := 10; i < 15; i++ {
 		res := g.publish(t, "r", "t", fmt.Sprintf("r%d", i))
-		if want := eventID(epochOf(t, ids[0]), uint64(i+1)); res.ID != want {
+		if want := formatID(epochOf(t, ids[0]), uint64(i+1)); res.ID != want {
 			t.Errorf("after restart: id %s, want %s (same epoch, next sequence)", res.ID, want)
 		}
 		ids = append(ids, res.ID)
@@ -205,7 +205,7 @@ func TestGap(t *testing.T) {
 		for _, lastID := range []string{old[1], old[2]} {
 			s := g.subscribeFrom(t, "topic=w", lastID)
 			gap := expectGap(t, s, "stream_reset", lastID)
-			if want := eventID(epochOf(t, fresh[0]), 0); gap.ResumeID != want {
+			if want := formatID(epochOf(t, fresh[0]), 0); gap.ResumeID != want {
 				t.Errorf("resume_id %s, want %s", gap.ResumeID, want)
 			}
 			for i, id := range fresh {
@@ -297,7 +297,7 @@ func TestGap(t *testing.T) {
 		t.Parallel()
 		g := startGateway(t)
 		first := g.publish(t, "y", "", "y0")
-		ahead := eventID(epochOf(t, first.ID), 1000)
+		ahead := formatID(epochOf(t, first.ID), 1000)
 		s := g.subscribeFrom(t, "topic=y", ahead)
 		gap := expectGap(t, s, "ahead", ahead)
 		if gap.ResumeID != first.ID {
@@ -327,7 +327,7 @@ func TestCrashRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, eventID(epochOf(t, ids[0]), ack.Sequence))
+		ids = append(ids, formatID(epochOf(t, ids[0]), ack.Sequence))
 	}
 	s := g.subscribe(t, "topic=c&last_event_id=earliest")
 	got := s.take(t, 20)

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,4 +104,65 @@ func readStreamNamed(tb testing.TB, js jetstream.JetStream, name string) []store
 		}
 	}
 	return out
+}
+
+// streamName is the gateways' stream (GATEWAY_STREAM's default).
+const streamName = "NATSSE"
+
+// expectedSeqs returns the sequences of the stream's messages after after that match
+// filters: what a client of filters that resumed after after receives.
+func expectedSeqs(stream []storedMsg, filters []string, after uint64) []uint64 {
+	var out []uint64
+	for _, m := range stream {
+		if m.seq > after && matchAny(filters, m.topic) {
+			out = append(out, m.seq)
+		}
+	}
+	return out
+}
+
+// lastMatching returns the sequence of the stream's last message that matches filters, 0
+// if none does.
+func lastMatching(stream []storedMsg, filters []string) uint64 {
+	for i := len(stream) - 1; i >= 0; i-- {
+		if matchAny(filters, stream[i].topic) {
+			return stream[i].seq
+		}
+	}
+	return 0
+}
+
+// storedAt returns the stream's message seq, or a zero storedMsg.
+func storedAt(stream []storedMsg, seq uint64) storedMsg {
+	i, ok := slices.BinarySearchFunc(stream, seq, func(m storedMsg, s uint64) int {
+		return cmp.Compare(m.seq, s)
+	})
+	if !ok {
+		return storedMsg{}
+	}
+	return stream[i]
+}
+
+// seqDiff describes the first difference between the sequences received and wanted, ""
+// when they are equal.
+func seqDiff(got, want []uint64) string {
+	if slices.Equal(got, want) {
+		return ""
+	}
+	j := firstDifference(got, want)
+	return fmt.Sprintf("received %d events, want %d; first difference at %d: got %v, want %v",
+		len(got), len(want), j, window(got, j), window(want, j))
+}
+
+func firstDifference(a, b []uint64) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func window(s []uint64, i int) []uint64 {
+	return s[max(i-3, 0):min(i+3, len(s))]
 }
