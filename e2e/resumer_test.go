@@ -31,7 +31,7 @@ type resumer struct {
 
 	randomParam bool            // it sends its position as the last_event_id parameter half the time
 	budget      func() int      // events a stream takes before the client drops it; nil: no limit
-	slow        bool            // it reads an event per 5ms through small buffers, and so overflows
+	slow        bool            // it reads an event per 50ms through small buffers, and so overflows
 	pause       time.Duration   // the wait after a stream ended or was refused, before resuming
 	idle        time.Duration   // it fails when no event comes within idle; 0: no limit
 	maxCuts     int             // it fails once more streams ended early; 0: no limit
@@ -156,7 +156,7 @@ func (c *resumer) session(ctx context.Context, done func() bool) (ended bool) {
 	}
 	var pace <-chan time.Time
 	if c.slow {
-		tick := time.NewTicker(5 * time.Millisecond)
+		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		pace = tick.C
 	}
