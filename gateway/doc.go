@@ -27,7 +27,8 @@
 //     write by moving the deadline.
 //   - The hub's lock guards the ring, the subscriptions and every subscriber's queue state;
 //     a subscriber's queue is closed exactly once, under it (on a cut, a leave or the
-//     hub's close). The counters behind Stats are atomics, read without the lock.
+//     hub's close). The counters behind Stats are atomics; Stats takes the lock only to
+//     read the hub's position.
 //
 // New starts the feed; Shutdown ends every stream, waits for their handlers to return
 // (aborting those whose clients do not read), then closes the feed and blocks until its

@@ -46,7 +46,7 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g.hub = newHub(g.log, g.bus.Epoch(), last, opts.RecentEvents)
+	g.hub = newHub(g.log, g.bus.Epoch, last, opts.RecentEvents)
 	g.feed, err = g.bus.Follow(last, g.hub.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -11,12 +11,12 @@ import (
 
 var errHubClosed = errors.New("gateway: closed")
 
-// hub fans events out to subscribers. dispatch is called by the live feed, one event at a
-// time in stream order; join and leave by stream handlers. All are safe for concurrent
-// use; the hub never logs or blocks while it holds its lock.
+// hub fans events out to subscribers. dispatch is called by the live feed only, one event
+// at a time in stream order; join, leave and the others by stream handlers, concurrently.
+// The hub never logs or blocks while it holds its lock.
 type hub struct {
 	log   *slog.Logger
-	epoch uint64 // the stream's epoch (Bus.Epoch), for the ids of the events it encodes
+	epoch func() uint64 // the stream's epoch (Bus.Epoch), for the ids of the events it encodes
 
 	mu     sync.Mutex
 	last   uint64 // sequence of the last event dispatched
@@ -25,11 +25,17 @@ type hub struct {
 	all    map[*subscriber]struct{}
 	closed bool
 
-	cutOff   []*subscriber // dispatch's list of the subscribers it cut off; only dispatch uses it
+	cutOff   []cutOff // the subscribers the event being dispatched cut off; dispatch's only
 	counters counters
 }
 
-func newHub(log *slog.Logger, epoch, last uint64, ringSize int) *hub {
+// cutOff is a subscriber cut off, and the count of cuts with it.
+type cutOff struct {
+	s     *subscriber
+	total uint64
+}
+
+func newHub(log *slog.Logger, epoch func() uint64, last uint64, ringSize int) *hub {
 	return &hub{
 		log:   log,
 		epoch: epoch,
@@ -43,7 +49,7 @@ func newHub(log *slog.Logger, epoch, last uint64, ringSize int) *hub {
 // dispatch encodes m once and queues it for every matching subscriber without blocking.
 // A subscriber whose queue is full is cut off.
 func (h *hub) dispatch(m natsbus.Message) {
-	ev, sanitized := newEvent(h.epoch, m)
+	ev, sanitized := newEvent(h.epoch(), m)
 	if sanitized {
 		if n := h.counters.sanitized.Add(1); n&(n-1) == 0 { // log the 1st, 2nd, 4th, 8th…
 			h.log.Warn("event sanitized: invalid UTF-8 data or forbidden characters in the Sse-Event header",
@@ -61,10 +67,10 @@ func (h *hub) dispatch(m natsbus.Message) {
 		// read them. Clients resuming from the store see the same history.
 		h.log.Warn("feed: sequences skipped (deleted or expired before delivery)", "from", skippedFrom, "to", ev.seq-1)
 	}
-	for i, s := range h.cutOff {
+	for i, c := range h.cutOff {
 		h.log.Info("slow client cut off: its buffer is full; it resumes from its last id",
-			"topics", s.filters, "seq", ev.seq, "cut_total", h.counters.cut.Load())
-		h.cutOff[i] = nil
+			"topics", c.s.filters, "seq", ev.seq, "cut_total", c.total)
+		h.cutOff[i] = cutOff{}
 	}
 	h.cutOff = h.cutOff[:0]
 }
@@ -87,13 +93,13 @@ func (h *hub) fanOutLocked(ev *event) (skippedFrom uint64, ok bool) {
 		select {
 		case s.queue <- ev:
 		default:
-			h.cutOff = append(h.cutOff, s)
+			h.cutOff = append(h.cutOff, cutOff{s: s})
 		}
 	})
-	for _, s := range h.cutOff {
-		s.cut = true
-		h.removeLocked(s)
-		h.counters.cut.Add(1)
+	for i, c := range h.cutOff {
+		c.s.cut = true
+		h.removeLocked(c.s)
+		h.cutOff[i].total = h.counters.cut.Add(1)
 	}
 	return skippedFrom, true
 }

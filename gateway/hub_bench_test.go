@@ -16,7 +16,7 @@ func BenchmarkHubDispatch(b *testing.B) {
 	for _, subs := range []int{100, 1000, 5000} {
 		for _, matching := range []string{"all", "tenth"} {
 			b.Run(fmt.Sprintf("subs=%d/match=%s", subs, matching), func(b *testing.B) {
-				h := newHub(slog.New(slog.DiscardHandler), 1, 0, 1024)
+				h := newHub(slog.New(slog.DiscardHandler), epochOne, 0, 1024)
 				var wg sync.WaitGroup
 				matched := 0
 				for i := 0; i < subs; i++ {

@@ -8,6 +8,9 @@ import (
 	"github.com/natsse/natsse/natsbus"
 )
 
+// epochOne is the epoch of the hubs in these tests.
+func epochOne() uint64 { return 1 }
+
 func msg(seq uint64, topic string) natsbus.Message {
 	return natsbus.Message{Seq: seq, Topic: topic, Data: []byte(fmt.Sprint(seq))}
 }
@@ -28,7 +31,7 @@ func drain(s *subscriber) (seqs []uint64) {
 
 func TestHubCutsSlowSubscriber(t *testing.T) {
 	t.Parallel()
-	h := newHub(slog.New(slog.DiscardHandler), 1, 0, 16)
+	h := newHub(slog.New(slog.DiscardHandler), epochOne, 0, 16)
 	slow := newSubscriber([]string{"a"}, false, 2)
 	fast := newSubscriber([]string{"a"}, false, 100)
 	for _, s := range []*subscriber{slow, fast} {
@@ -55,7 +58,7 @@ func TestHubCutsSlowSubscriber(t *testing.T) {
 
 func TestHubJoin(t *testing.T) {
 	t.Parallel()
-	h := newHub(slog.New(slog.DiscardHandler), 1, 10, 4)
+	h := newHub(slog.New(slog.DiscardHandler), epochOne, 10, 4)
 	// The ring starts after the last sequence at start: it covers cursor 10 only.
 	s := newSubscriber([]string{"a.*", "a.b"}, false, 10)
 	if r, _ := h.join(s, 9); r.joined || r.replayTo != 10 {

@@ -61,7 +61,7 @@ func FuzzRingMatchesLive(f *testing.F) {
 		if len(filters) == 0 || len(topics) == 0 {
 			return
 		}
-		h := newHub(slog.New(slog.DiscardHandler), 1, 0, len(topics))
+		h := newHub(slog.New(slog.DiscardHandler), epochOne, 0, len(topics))
 		live := newSubscriber(filters, false, len(topics))
 		if r, err := h.join(live, 0); err != nil || !r.joined {
 			t.Fatalf("join: %v %v", r, err)

@@ -69,7 +69,7 @@ type OptionError = natsbus.OptionError
 func (o Options) Validate() error {
 	var errs []error
 	bad := func(option, format string, args ...any) {
-		errs = append(errs, &OptionError{Option: option, Reason: fmt.Sprintf(format, args...)})
+		errs = append(errs, &OptionError{Package: "gateway", Option: option, Reason: fmt.Sprintf(format, args...)})
 	}
 	if o.Bus == nil {
 		bad("Bus", "required")

@@ -268,6 +268,16 @@ func (b *Bus) Ready(ctx context.Context) error {
 	return err
 }
 
+// closing reports whether Close has begun, or the connection closed for good.
+func (b *Bus) closing() bool {
+	select {
+	case <-b.closed:
+		return true
+	default:
+		return b.nc.IsClosed()
+	}
+}
+
 // Close drains the connection, shuts the embedded server down and releases the store. It
 // blocks until all of that is done; Feeds should be closed first. Close is idempotent.
 func (b *Bus) Close() error {

@@ -18,7 +18,7 @@
 // and calls the callback, one message at a time in stream order, each sequence once; the
 // callback must not block for long, as the Feed waits for it. The same goroutine watches
 // the consumer and replaces it when it stalls (a consumer error, two missed heartbeats, or
-// several quiet seconds while the stream holds messages the Feed has not delivered),
+// about six quiet seconds while the stream holds messages the Feed has not delivered),
 // resuming after the last sequence it delivered. Nothing else touches the consumer. Close
 // stops the goroutine, blocks until it has returned (the callback is not running and will
 // not be called again) and then deletes the consumer. Done is closed when the goroutine

@@ -12,15 +12,17 @@ import (
 )
 
 // How the Feed watches its consumer. The server sends a heartbeat every feedHeartbeat
-// while it has nothing to deliver; two missed in a row are a stall. Each feedCheck without
-// an event, the Feed asks whether it is behind; feedStallChecks such answers in a row are
-// a stall.
+// while it has nothing to deliver; none for two of them is a stall (feedCheck must be longer,
+// as each wait for a message watches the heartbeats anew). Each feedCheck without an
+// event, the Feed asks whether it is behind; feedStallChecks such answers in a row are a
+// stall.
 const (
 	feedHeartbeat   = time.Second
-	feedCheck       = time.Second
-	feedStallChecks = 3
+	feedCheck       = 3 * time.Second
+	feedStallChecks = 2
 	feedDeleteWait  = 5 * time.Second // for the last consumer, when the Feed closes
 	feedRetryMax    = 5 * time.Second // the longest wait between two attempts to resume
+	feedHealthy     = time.Minute     // a consumer that lasted this long worked: repairs start afresh
 )
 
 // errFeedStalled reports a consumer that stopped delivering what the stream holds.
@@ -37,6 +39,7 @@ type Feed struct {
 	fn       func(Message)
 	last     atomic.Uint64 // the sequence of the last message delivered
 	restarts atomic.Uint64
+	gone     uint64 // the stream's last sequence when a new consumer saw nothing after last: deleted; run's only
 
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -47,7 +50,7 @@ type Feed struct {
 // Follow starts a Feed that calls fn for every message with a sequence above after, one at
 // a time and in stream order, on the Feed's goroutine. fn must not block for long: the Feed
 // waits for it. Follow returns an error when the stream cannot be followed now; once it
-// has returned a Feed, the Feed keeps trying until it is closed.
+// has returned a Feed, the Feed keeps trying until it is closed or its Bus closes.
 func (b *Bus) Follow(after uint64, fn func(Message)) (*Feed, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Feed{b: b, fn: fn, cancel: cancel, done: make(chan struct{})}
@@ -71,8 +74,8 @@ func (f *Feed) Restarts() uint64 { return f.restarts.Load() }
 // or when the Bus's connection closed under it. Err then says why.
 func (f *Feed) Done() <-chan struct{} { return f.done }
 
-// Err returns why the Feed stopped, once Done is closed: nil after Close, ErrClosed when
-// the Bus closed first.
+// Err returns why the Feed stopped, once Done is closed: ErrClosed when the Bus closed
+// first; after Close, nil or the error of deleting its consumer.
 func (f *Feed) Err() error {
 	select {
 	case <-f.done:
@@ -95,22 +98,23 @@ func (f *Feed) Close() error {
 // run consumes until the Feed closes, replacing the consumer whenever it stalls.
 func (f *Feed) run(ctx context.Context, cons jetstream.Consumer) {
 	defer close(f.done)
-	var pause time.Duration // grows while restarts do not get the Feed any further
+	var pause time.Duration // grows while repairs do not get the Feed any further
 	stuckAt := f.last.Load()
 	for {
+		began := time.Now()
 		err := f.consume(ctx, cons)
 		if ctx.Err() != nil { // closed
 			f.err = f.deleteConsumer(cons, feedDeleteWait)
 			return
 		}
-		if f.b.nc.IsClosed() {
+		if f.b.closing() {
 			f.err = fmt.Errorf("%w: the bus closed before the live feed", ErrClosed)
 			return
 		}
 		f.restarts.Add(1)
 		f.b.log.Warn("live feed stalled; resuming after the last event delivered", "after", f.last.Load(), "reason", err)
-		f.deleteConsumer(cons, feedCheck) // it may live on a node that is gone: do not wait long
-		if last := f.last.Load(); last != stuckAt {
+		f.deleteConsumer(cons, time.Second) // it may live on a node that is gone: do not wait long
+		if last := f.last.Load(); last != stuckAt || time.Since(began) > feedHealthy {
 			stuckAt, pause = last, 0
 		} else if pause = min(2*pause+time.Second, time.Minute); !sleep(ctx, pause) {
 			return
@@ -133,7 +137,7 @@ func (f *Feed) resume(ctx context.Context) jetstream.Consumer {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if f.b.nc.IsClosed() {
+		if f.b.closing() {
 			f.err = fmt.Errorf("%w: the bus closed before the live feed", ErrClosed)
 			return nil
 		}
@@ -201,7 +205,9 @@ func (f *Feed) consume(ctx context.Context, cons jetstream.Consumer) error {
 			got++
 			md, err := m.Metadata()
 			if err != nil {
+				// Take it as the next delivery: what it held is skipped, and the hub says so.
 				f.b.log.Error("live feed: unreadable message", "subject", m.Subject(), "err", err)
+				delivered++
 				continue
 			}
 			if md.Sequence.Consumer != delivered+1 {
@@ -219,7 +225,7 @@ func (f *Feed) consume(ctx context.Context, cons jetstream.Consumer) error {
 			suspect = 0
 			continue
 		}
-		if err := f.behind(ctx, cons); err != nil {
+		if err := f.behind(ctx, cons, delivered); err != nil {
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return err
 			}
@@ -233,9 +239,14 @@ func (f *Feed) consume(ctx context.Context, cons jetstream.Consumer) error {
 }
 
 // behind returns an error when the Feed is behind, although it received nothing for a
-// while: its consumer is unreachable, holds messages it does not deliver, or the stream
-// (as its leader sees it) has moved on past what the consumer can see.
-func (f *Feed) behind(ctx context.Context, cons jetstream.Consumer) error {
+// while: its consumer is unreachable, holds messages it does not deliver, sent some that
+// never arrived (delivered is how many did), or the stream (as its leader sees it) has
+// moved on past what the consumer can see.
+//
+// A consumer that has delivered nothing yet and sees nothing after the Feed's last
+// sequence, while the stream's leader reports more, shows that those were deleted: the
+// Feed then waits for sequences after them.
+func (f *Feed) behind(ctx context.Context, cons jetstream.Consumer, delivered uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, feedCheck)
 	defer cancel()
 	info, err := cons.Info(ctx)
@@ -245,11 +256,18 @@ func (f *Feed) behind(ctx context.Context, cons jetstream.Consumer) error {
 	if info.NumPending > 0 {
 		return fmt.Errorf("%w: its consumer holds %d events it does not deliver", errFeedStalled, info.NumPending)
 	}
-	_, last, err := f.b.State(ctx)
-	if err == nil && last > f.last.Load() && last > info.Delivered.Stream {
-		return fmt.Errorf("%w: the stream is at %d, the feed at %d", errFeedStalled, last, f.last.Load())
+	if info.Delivered.Consumer > delivered {
+		return fmt.Errorf("%w: its consumer sent %d events, %d arrived", errFeedStalled, info.Delivered.Consumer, delivered)
 	}
-	return nil
+	_, last, err := f.b.State(ctx)
+	if err != nil || last <= max(f.last.Load(), f.gone) {
+		return nil
+	}
+	if delivered == 0 && info.Delivered.Stream <= f.last.Load() {
+		f.gone = last
+		return nil
+	}
+	return fmt.Errorf("%w: the stream is at %d, the feed at %d", errFeedStalled, last, f.last.Load())
 }
 
 // sleep waits for d, or until ctx is done; it reports whether it waited the whole time.

@@ -183,4 +183,39 @@ func TestFeedBusClosed(t *testing.T) {
 	if err := f.Close(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Close() = %v, want ErrClosed", err)
 	}
+	if f.Restarts() != 0 {
+		t.Fatalf("the feed took its Bus's closing for a stall (%d repairs)", f.Restarts())
+	}
+}
+
+// TestFeedBehind checks the feed's judgement of a quiet consumer: events deleted after its
+// position are not a stall, events its consumer holds back are.
+func TestFeedBehind(t *testing.T) {
+	t.Parallel()
+	b := newTestBus(t)
+	publish(t, b, "a", "", "1")
+	publish(t, b, "a", "", "2")
+	if err := b.stream.DeleteMsg(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	f := &Feed{b: b}
+	f.last.Store(1)
+	cons, err := f.newConsumer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.behind(t.Context(), cons, 0); err != nil {
+		t.Fatalf("with the stream's last event deleted: %v, want not behind", err)
+	}
+	if err := f.behind(t.Context(), cons, 0); err != nil {
+		t.Fatalf("asked again: %v, want not behind", err)
+	}
+	// An event the consumer holds but did not deliver: behind.
+	if _, err := b.stream.PauseConsumer(t.Context(), cons.CachedInfo().Name, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "a", "", "3")
+	if err := f.behind(t.Context(), cons, 0); !errors.Is(err, errFeedStalled) {
+		t.Fatalf("with an event held back: %v, want errFeedStalled", err)
+	}
 }

@@ -98,26 +98,28 @@ type Credentials struct {
 	Token    string
 }
 
-// An OptionError reports an Options field whose value cannot be used.
+// An OptionError reports an Options field whose value cannot be used. The gateway package
+// reports its own options with it too.
 type OptionError struct {
-	Option string // the field's name, e.g. "MaxAge" or "Cluster.Routes"
-	Reason string // what is wrong with its value
+	Package string // the package whose Options hold the field
+	Option  string // the field's name, e.g. "MaxAge" or "Cluster"
+	Reason  string // what is wrong with its value
 }
 
-func (e *OptionError) Error() string { return "natsbus: " + e.Option + ": " + e.Reason }
+func (e *OptionError) Error() string { return e.Package + ": " + e.Option + ": " + e.Reason }
 
 // Validate reports every field whose value cannot be used, each as an *OptionError, joined
 // with errors.Join. New calls it.
 func (o Options) Validate() error {
 	var errs []error
 	bad := func(option, format string, args ...any) {
-		errs = append(errs, &OptionError{Option: option, Reason: fmt.Sprintf(format, args...)})
+		errs = append(errs, &OptionError{Package: "natsbus", Option: option, Reason: fmt.Sprintf(format, args...)})
 	}
 	switch {
 	case len(o.URLs) > 0 && (o.Cluster.enabled() || len(o.LeafRemotes) > 0):
-		bad("URLs", "an existing deployment excludes Cluster and LeafRemotes")
+		bad("URLs", "an existing deployment excludes an embedded cluster and a leaf node")
 	case len(o.LeafRemotes) > 0 && o.Cluster.enabled():
-		bad("LeafRemotes", "a leaf node excludes Cluster")
+		bad("LeafRemotes", "a leaf node excludes an embedded cluster")
 	case len(o.LeafRemotes) > 0 && o.JetStreamDomain == "":
 		bad("JetStreamDomain", "required for a leaf node: the JetStream domain of the deployment it joins")
 	case o.Cluster.enabled() && (o.Cluster.Name == "" || o.Cluster.Addr == "" || len(o.Cluster.Routes) == 0):

@@ -36,7 +36,7 @@ type config struct {
 	MaxTopics       int           `envconfig:"MAX_TOPICS" desc:"most topics in one stream"`
 	WriteTimeout    time.Duration `envconfig:"WRITE_TIMEOUT" desc:"a stream whose client takes no bytes for this long is cut off"`
 	CORSOrigins     []string      `envconfig:"CORS_ORIGINS" desc:"comma-separated origins allowed from browsers on other origins, or '*'"`
-	ServerName      string        `envconfig:"SERVER_NAME" desc:"the embedded NATS server's name: unique and stable per node in a cluster"`
+	ServerName      string        `envconfig:"SERVER_NAME" desc:"the embedded NATS server's name: unique and stable per node in a cluster (empty: natsse, or a unique name for a leaf node)"`
 	ClusterName     string        `envconfig:"CLUSTER_NAME" desc:"embedded cluster: the cluster's name, the same on every node"`
 	ClusterAddr     string        `envconfig:"CLUSTER_ADDR" desc:"embedded cluster: this node's route listener, e.g. 0.0.0.0:6222"`
 	ClusterRoutes   []string      `envconfig:"CLUSTER_ROUTES" desc:"embedded cluster: comma-separated nats://host:port routes of all nodes"`
@@ -67,7 +67,7 @@ func defaultConfig() config {
 		HistoryMaxBytes: b.MaxBytes,
 		HistoryMaxMsgs:  b.MaxMsgs,
 		DuplicateWindow: b.DuplicateWindow,
-		Fsync:           b.SyncInterval.String(),
+		Fsync:           fsyncSetting(b.SyncInterval),
 		KeepAlive:       g.KeepAlive,
 		Retry:           g.Retry,
 		BufferSize:      g.BufferSize,
@@ -136,6 +136,8 @@ func (c config) validate() error {
 				errs = append(errs, e)
 			case oe.Option == "Bus": // not configured: the program makes it
 			case oe.Option == "SyncInterval" && fsyncErr != nil: // said above
+			case optionVars[oe.Option] == "": // not from the environment
+				errs = append(errs, e)
 			default:
 				bad(optionVars[oe.Option], "%s", oe.Reason)
 			}
@@ -194,6 +196,14 @@ func (c config) gatewayOptions(log *slog.Logger) gateway.Options {
 	o.WriteTimeout = c.WriteTimeout
 	o.CORSOrigins = c.CORSOrigins
 	return o
+}
+
+// fsyncSetting is the value of GATEWAY_FSYNC that gives the sync interval d.
+func fsyncSetting(d time.Duration) string {
+	if d < 0 {
+		return "always"
+	}
+	return showDefault(d)
 }
 
 // fsyncInterval maps GATEWAY_FSYNC to natsbus.Options.SyncInterval: negative for always.

@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
+	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/kelseyhightower/envconfig"
 )
 
 func main() {
@@ -90,7 +92,28 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "Configuration (environment variables):")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	defaults := defaultConfig()
-	envconfig.Usagef(envPrefix, &defaults, tw, "{{range .}}  {{usage_key .}}\t{{if ne .Field.Kind.String \"slice\"}}{{.Field}}{{end}}\t{{usage_description .}}\n{{end}}")
+	defaults := reflect.ValueOf(defaultConfig())
+	for i, f := range reflect.VisibleFields(defaults.Type()) {
+		fmt.Fprintf(tw, "  %s_%s\t%s\t%s\n", envPrefix, f.Tag.Get("envconfig"), showDefault(defaults.Field(i).Interface()), f.Tag.Get("desc"))
+	}
 	tw.Flush()
+}
+
+// showDefault writes a default as it would be set: "24h" rather than "24h0m0s", and
+// nothing for an empty list.
+func showDefault(v any) string {
+	switch v := v.(type) {
+	case time.Duration:
+		s := v.String()
+		if strings.HasSuffix(s, "m0s") {
+			s = strings.TrimSuffix(s, "0s")
+		}
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+		return s
+	case []string:
+		return strings.Join(v, ",")
+	}
+	return fmt.Sprint(v)
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/natsse/natsse/gateway"
+	"github.com/natsse/natsse/natsbus"
+)
+
+// notFromEnvironment are the options the program sets itself, or leaves at their default.
+var notFromEnvironment = map[string]bool{
+	"Bus": true, "Logger": true, "StartTimeout": true, "MaxReplays": true, "Credentials": true,
+	"MaxHeaderBytes": true, "PublishTimeout": true,
+}
+
+// TestEveryOptionHasItsVariable checks that an error about any option of natsbus or
+// gateway can name the variable that sets it, and that each of those variables exists.
+func TestEveryOptionHasItsVariable(t *testing.T) {
+	vars := make(map[string]bool)
+	for _, f := range reflect.VisibleFields(reflect.TypeOf(config{})) {
+		vars[f.Tag.Get("envconfig")] = true
+	}
+	for _, opts := range []any{natsbus.Options{}, gateway.Options{}} {
+		for _, f := range reflect.VisibleFields(reflect.TypeOf(opts)) {
+			name, ok := optionVars[f.Name]
+			switch {
+			case notFromEnvironment[f.Name]:
+			case !ok:
+				t.Errorf("%T.%s: no variable in optionVars", opts, f.Name)
+			case !vars[strings.Split(name, "/")[0]]: // "CLUSTER_NAME/ADDR/ROUTES" names three
+				t.Errorf("%T.%s: variable %s_%s does not exist", opts, f.Name, envPrefix, name)
+			}
+		}
+	}
+}
+
+// TestDefaultsShown checks that -h shows each default as one would set it.
+func TestDefaultsShown(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{natsbus.DefaultOptions().MaxAge, "24h"}, {natsbus.DefaultOptions().DuplicateWindow, "2m"},
+		{gateway.DefaultOptions().KeepAlive, "15s"}, {gateway.DefaultOptions().WriteTimeout, "10s"},
+		{[]string(nil), ""}, {[]string{"a", "b"}, "a,b"}, {512, "512"},
+	} {
+		if got := showDefault(tc.v); got != tc.want {
+			t.Errorf("showDefault(%v) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+	if fsyncSetting(-1) != "always" || fsyncSetting(natsbus.DefaultOptions().SyncInterval) != "2m" {
+		t.Errorf("fsync settings: %q, %q", fsyncSetting(-1), fsyncSetting(natsbus.DefaultOptions().SyncInterval))
+	}
+}
