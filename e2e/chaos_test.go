@@ -75,9 +75,9 @@ func TestChaos(t *testing.T) {
 		pub.start(scale.interval, func(i int) (ack, error) {
 			// A retry must repeat the publish exactly: same key, same topic.
 			topic := chaosTopics[(i*7+w)%len(chaosTopics)]
-			// Sizes up to 8 KiB, so that a slow reader's socket buffers fill and its queue
-			// overflows.
-			data := fmt.Sprintf("h%d-%d ", w, i) + strings.Repeat("x", (i*7919)%(8<<10))
+			// Sizes up to 16 KiB, so that a slow reader's socket buffers (megabytes on the
+			// gateway's side) fill and its queue overflows, even on a busy machine.
+			data := fmt.Sprintf("h%d-%d ", w, i) + strings.Repeat("x", (i*7919)%(16<<10))
 			seq, err := httpPublish(ctx, client, base, topic, fmt.Sprintf("http-%d-%d", w, i), data)
 			return ack{seq: seq, topic: topic, kind: "http"}, err
 		})

@@ -44,12 +44,7 @@ func publish(t testing.TB, b *Bus, topic, typ, data string) uint64 {
 func TestBusPublishFollow(t *testing.T) {
 	t.Parallel()
 	b := newTestBus(t, func(o *Options) { o.ClientAddr = "127.0.0.1:0" })
-	got := make(chan Message, 10)
-	f, err := b.Follow(0, func(m Message) { got <- m })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	_, got := follow(t, b, 0)
 
 	publish(t, b, "orders.eu", "created", "one")
 	// A plain NATS client on the TCP listener reaches the same stream.
@@ -229,10 +224,7 @@ func TestBusRetention(t *testing.T) {
 func TestFeedCloseDeletesConsumer(t *testing.T) {
 	t.Parallel()
 	b := newTestBus(t)
-	f, err := b.Follow(0, func(Message) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, _ := follow(t, b, 0)
 	publish(t, b, "a", "", "x")
 	if err := f.Close(); err != nil {
 		t.Fatal(err)

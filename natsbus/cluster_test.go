@@ -60,12 +60,7 @@ func TestClusterOfThree(t *testing.T) {
 	if buses[0].Epoch() != buses[1].Epoch() || buses[1].Epoch() != buses[2].Epoch() {
 		t.Fatalf("epochs differ: %d %d %d", buses[0].Epoch(), buses[1].Epoch(), buses[2].Epoch())
 	}
-	got := make(chan Message, 10)
-	f, err := buses[2].Follow(0, func(m Message) { got <- m })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	_, got := follow(t, buses[2], 0)
 	seq := publish(t, buses[0], "x", "", "from node 0")
 	select {
 	case m := <-got:
@@ -116,12 +111,7 @@ func TestExternalAndLeaf(t *testing.T) {
 	if external.Epoch() != leaf.Epoch() {
 		t.Fatalf("epochs differ: %d and %d", external.Epoch(), leaf.Epoch())
 	}
-	got := make(chan Message, 10)
-	f, err := external.Follow(0, func(m Message) { got <- m })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	_, got := follow(t, external, 0)
 	seq1 := publish(t, leaf, "shared", "", "through the leaf")
 	nc, err := nats.Connect(leaf.ClientURL())
 	if err != nil {

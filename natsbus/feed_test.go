@@ -14,6 +14,19 @@ import (
 // seconds of quiet by design.
 const feedWait = 30 * time.Second
 
+// follow starts a Feed that sends every message after after to the channel it returns (of
+// 100), and closes it at the end of the test.
+func follow(t testing.TB, b *Bus, after uint64) (*Feed, <-chan Message) {
+	t.Helper()
+	got := make(chan Message, 100)
+	f, err := b.Follow(after, func(m Message) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, got
+}
+
 // receive reads n messages from got and returns their sequences.
 func receive(t testing.TB, got <-chan Message, n int) []uint64 {
 	t.Helper()
@@ -77,12 +90,7 @@ func TestFeedRepairs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := newTestBus(t)
-			got := make(chan Message, 100)
-			f, err := b.Follow(0, func(m Message) { got <- m })
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f, got := follow(t, b, 0)
 			for i := 0; i < 5; i++ {
 				publish(t, b, "a", "", fmt.Sprint(i))
 			}
@@ -167,10 +175,7 @@ func TestFeedCloseStopsCallbacks(t *testing.T) {
 func TestFeedBusClosed(t *testing.T) {
 	t.Parallel()
 	b := newTestBus(t)
-	f, err := b.Follow(0, func(Message) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, _ := follow(t, b, 0)
 	b.Close()
 	select {
 	case <-f.Done():

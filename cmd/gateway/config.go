@@ -162,40 +162,45 @@ func unjoin(err error) []error {
 
 // busOptions maps the configuration onto natsbus.Options.
 func (c config) busOptions(log *slog.Logger) natsbus.Options {
-	o := natsbus.DefaultOptions()
-	o.Logger = log
-	o.StoreDir = c.DataDir
-	o.ClientAddr = c.natsAddr()
-	o.ServerName = c.ServerName
-	o.SubjectPrefix = c.SubjectPrefix
-	o.Stream = c.Stream
-	o.MaxAge = c.HistoryMaxAge
-	o.MaxBytes = c.HistoryMaxBytes
-	o.MaxMsgs = c.HistoryMaxMsgs
-	o.DuplicateWindow = c.DuplicateWindow
-	o.SyncInterval, _ = c.fsyncInterval()
-	o.Cluster = natsbus.ClusterOptions{Name: c.ClusterName, Addr: c.ClusterAddr, Routes: c.ClusterRoutes}
-	o.Replicas = c.StreamReplicas
-	o.URLs = c.NATSURL
-	o.LeafRemotes = c.LeafRemotes
-	o.Credentials = natsbus.Credentials{File: c.NATSCreds, User: c.NATSUser, Password: c.NATSPassword, Token: c.NATSToken}
-	o.JetStreamDomain = c.JSDomain
-	return o
+	fsync, _ := c.fsyncInterval()
+	return natsbus.Options{
+		StoreDir:        c.DataDir,
+		ClientAddr:      c.natsAddr(),
+		ServerName:      c.ServerName,
+		SubjectPrefix:   c.SubjectPrefix,
+		Stream:          c.Stream,
+		MaxAge:          c.HistoryMaxAge,
+		MaxBytes:        c.HistoryMaxBytes,
+		MaxMsgs:         c.HistoryMaxMsgs,
+		DuplicateWindow: c.DuplicateWindow,
+		SyncInterval:    fsync,
+		MaxReplays:      natsbus.DefaultOptions().MaxReplays,
+		Logger:          log,
+		Cluster:         natsbus.ClusterOptions{Name: c.ClusterName, Addr: c.ClusterAddr, Routes: c.ClusterRoutes},
+		Replicas:        c.StreamReplicas,
+		URLs:            c.NATSURL,
+		LeafRemotes:     c.LeafRemotes,
+		Credentials:     natsbus.Credentials{File: c.NATSCreds, User: c.NATSUser, Password: c.NATSPassword, Token: c.NATSToken},
+		JetStreamDomain: c.JSDomain,
+	}
 }
 
 // gatewayOptions maps the configuration onto gateway.Options, all but Bus.
 func (c config) gatewayOptions(log *slog.Logger) gateway.Options {
-	o := gateway.DefaultOptions()
-	o.Logger = log
-	o.KeepAlive = c.KeepAlive
-	o.Retry = c.Retry
-	o.BufferSize = c.BufferSize
-	o.RecentEvents = c.RecentEvents
-	o.MaxEventBytes = c.MaxEventBytes
-	o.MaxTopics = c.MaxTopics
-	o.WriteTimeout = c.WriteTimeout
-	o.CORSOrigins = c.CORSOrigins
-	return o
+	d := gateway.DefaultOptions()
+	return gateway.Options{
+		Logger:         log,
+		KeepAlive:      c.KeepAlive,
+		Retry:          c.Retry,
+		BufferSize:     c.BufferSize,
+		RecentEvents:   c.RecentEvents,
+		MaxEventBytes:  c.MaxEventBytes,
+		MaxHeaderBytes: d.MaxHeaderBytes,
+		MaxTopics:      c.MaxTopics,
+		WriteTimeout:   c.WriteTimeout,
+		PublishTimeout: d.PublishTimeout,
+		CORSOrigins:    c.CORSOrigins,
+	}
 }
 
 // fsyncSetting is the value of GATEWAY_FSYNC that gives the sync interval d.
