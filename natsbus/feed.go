@@ -23,6 +23,9 @@ const (
 	feedDeleteWait  = 5 * time.Second // for the last consumer, when the Feed closes
 	feedRetryMax    = 5 * time.Second // the longest wait between two attempts to resume
 	feedHealthy     = time.Minute     // a consumer that lasted this long worked: repairs start afresh
+	// feedCreateWait bounds one attempt to create a consumer while repairing: in a cluster
+	// that lost a node, a request can go unanswered, and the next attempt may succeed.
+	feedCreateWait = 3 * time.Second
 )
 
 // errFeedStalled reports a consumer that stopped delivering what the stream holds.
@@ -55,7 +58,7 @@ func (b *Bus) Follow(after uint64, fn func(Message)) (*Feed, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Feed{b: b, fn: fn, cancel: cancel, done: make(chan struct{})}
 	f.last.Store(after)
-	cons, err := f.newConsumer(ctx)
+	cons, err := f.newConsumer(ctx, 10*time.Second)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -130,7 +133,7 @@ func (f *Feed) run(ctx context.Context, cons jetstream.Consumer) {
 func (f *Feed) resume(ctx context.Context) jetstream.Consumer {
 	wait := 250 * time.Millisecond
 	for {
-		cons, err := f.newConsumer(ctx)
+		cons, err := f.newConsumer(ctx, feedCreateWait)
 		if err == nil {
 			return cons
 		}
@@ -149,8 +152,10 @@ func (f *Feed) resume(ctx context.Context) jetstream.Consumer {
 	}
 }
 
-func (f *Feed) newConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// newConsumer creates a consumer that starts after the last message delivered, waiting at
+// most wait for the answer.
+func (f *Feed) newConsumer(ctx context.Context, wait time.Duration) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	cons, err := f.b.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,

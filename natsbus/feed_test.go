@@ -205,7 +205,7 @@ func TestFeedBehind(t *testing.T) {
 	}
 	f := &Feed{b: b}
 	f.last.Store(1)
-	cons, err := f.newConsumer(t.Context())
+	cons, err := f.newConsumer(t.Context(), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
