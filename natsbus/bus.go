@@ -28,6 +28,7 @@ var (
 type Bus struct {
 	opts    Options
 	log     *slog.Logger
+	auth    *clientAuthenticator // nil without Options.ClientAuth
 	lock    *dirLock
 	ns      *server.Server
 	nc      *nats.Conn
@@ -77,7 +78,10 @@ func (b *Bus) start() error {
 		if err := b.startServer(); err != nil {
 			return err
 		}
-		connect = append(connect, nats.InProcessServer(b.ns))
+		connect = append(connect, nats.InProcessServer(b.ns), nats.CustomInboxPrefix(gatewayInboxPrefix))
+		if b.auth != nil {
+			connect = append(connect, nats.Token(string(b.auth.own)))
+		}
 	} else {
 		connect = append(connect, b.opts.Credentials.natsOptions()...)
 	}

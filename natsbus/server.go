@@ -59,6 +59,10 @@ func (b *Bus) startServer() error {
 			Credentials: o.Credentials.File,
 		})
 	}
+	if o.ClientAuth != nil {
+		b.auth = newClientAuthenticator(o.ClientAuth, o.SubjectPrefix, b.log)
+		sopts.CustomClientAuthentication = b.auth
+	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {
 		return fmt.Errorf("natsbus: configure server: %w", err)
