@@ -25,6 +25,7 @@ type claims struct {
 
 // Grants is what a token allows: topic filters to subscribe to and to publish on.
 type Grants struct {
+	Anonymous bool      // granted to a request without a token
 	Subject   string    // the token's "sub"; "" for anonymous requests
 	Expires   time.Time // the token's "exp"; zero for anonymous requests
 	Subscribe []string  // filters; a stream's every filter must lie inside one of them

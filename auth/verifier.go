@@ -45,7 +45,7 @@ func New(opts Options) (*Verifier, error) {
 	if !opts.Enabled() {
 		return nil, errors.New("auth: no key: set a secret, a public key or a JWKS URL")
 	}
-	v := &Verifier{anonymous: &Grants{Subscribe: append([]string(nil), opts.Anonymous...)}}
+	v := &Verifier{anonymous: &Grants{Anonymous: true, Subscribe: append([]string(nil), opts.Anonymous...)}}
 	var methods []string
 	switch {
 	case len(opts.Secret) > 0:

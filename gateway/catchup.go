@@ -18,7 +18,7 @@ func (g *Gateway) catchUp(ctx context.Context, s *subscriber, cursor uint64, w *
 		}
 		if r.joined {
 			for _, ev := range r.backlog {
-				if err := w.write(ev.frameFor(s.envelope)); err != nil {
+				if err := w.writeEvent(ev, s.envelope); err != nil {
 					return err
 				}
 			}
@@ -26,7 +26,7 @@ func (g *Gateway) catchUp(ctx context.Context, s *subscriber, cursor uint64, w *
 		}
 		err = g.bus.Replay(ctx, s.filters, cursor, r.replayTo, func(m natsbus.Message) error {
 			ev, _ := newEvent(g.bus.Epoch(), m)
-			return w.write(ev.frameFor(s.envelope))
+			return w.writeEvent(ev, s.envelope)
 		})
 		var trunc *natsbus.TruncatedError
 		if errors.As(err, &trunc) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/natsse/natsse/auth"
 	"github.com/natsse/natsse/natsbus"
 	"github.com/natsse/natsse/sseformat"
 )
@@ -35,6 +36,10 @@ func statusOf(err error) (int, string) {
 	switch {
 	case errors.Is(err, natsbus.ErrInvalidTopic):
 		return http.StatusBadRequest, "invalid_topic"
+	case errors.Is(err, errNoToken), errors.Is(err, auth.ErrInvalidToken):
+		return http.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, "forbidden"
 	case errors.Is(err, errBadID):
 		return http.StatusBadRequest, "invalid_last_event_id"
 	case errors.Is(err, sseformat.ErrInvalidType):
@@ -67,8 +72,13 @@ func (g *Gateway) writeError(c *gin.Context, err error) {
 	if status >= 500 {
 		g.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "status", status, "err", err)
 	}
-	if status == http.StatusServiceUnavailable {
+	switch {
+	case status == http.StatusServiceUnavailable:
 		c.Header("Retry-After", strconv.Itoa(retryAfterSecs))
+	case errors.Is(err, auth.ErrInvalidToken):
+		c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case status == http.StatusUnauthorized:
+		c.Header("WWW-Authenticate", "Bearer")
 	}
 	c.AbortWithStatusJSON(status, errorBody{Error: clientMessage(err), Code: code})
 }

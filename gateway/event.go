@@ -10,9 +10,16 @@ import (
 	"github.com/natsse/natsse/sseformat"
 )
 
-// GapEventType is the reserved SSE event type of the gateway's gap notices. Events stored
-// with it go out as plain messages, and an HTTP publish may not use it.
-const GapEventType = "gap"
+// The reserved SSE event types of the gateway's own notices: a gap in what a stream can
+// deliver, and the end of a stream whose token expired. Events stored with either go out as
+// plain messages, and an HTTP publish may not use them.
+const (
+	GapEventType          = "gap"
+	TokenExpiredEventType = "token_expired"
+)
+
+// reservedType reports whether t is one of the gateway's own event types.
+func reservedType(t string) bool { return t == GapEventType || t == TokenExpiredEventType }
 
 // event is one stream message, encoded once. Its frames are shared, read-only, by every
 // connection that receives it.
@@ -39,7 +46,7 @@ func newEvent(epoch uint64, m natsbus.Message) (ev *event, sanitized bool) {
 	}
 	typ := m.Type
 	switch {
-	case typ == GapEventType: // reserved: only the gateway sends gap notices
+	case reservedType(typ): // only the gateway sends its notices
 		typ, sanitized = "", true
 	case sseformat.ValidateType(typ) != nil:
 		typ, sanitized = sanitizeType(typ), true

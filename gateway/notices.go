@@ -6,6 +6,8 @@ import (
 	"github.com/natsse/natsse/sseformat"
 )
 
+// The gateway's own notices on a stream: a gap, and an expired token.
+
 // gap is the data of the reserved "gap" event (GapEventType), sent first when a stream
 // cannot continue exactly where the client left off.
 type gap struct {
@@ -23,5 +25,26 @@ type gap struct {
 func (g *Gateway) writeGap(w *streamWriter, gp *gap, cursor uint64) error {
 	gp.ResumeID = position{epoch: g.bus.Epoch(), seq: cursor}.String()
 	data, _ := json.Marshal(gp)
+	w.last = cursor
 	return w.write(sseformat.AppendEvent(nil, sseformat.Event{ID: gp.ResumeID, Type: GapEventType, Data: string(data)}))
+}
+
+// tokenExpired is the data of the reserved "token_expired" event (TokenExpiredEventType),
+// sent last on a stream whose token expired.
+type tokenExpired struct {
+	Message     string `json:"message"`
+	LastEventID string `json:"last_event_id"` // the id the client has reached: it resumes from there
+}
+
+// writeTokenExpired ends a stream whose token expired. The event carries no id, so that
+// the client's last event id stays the last event it received.
+func (g *Gateway) writeTokenExpired(w *streamWriter) error {
+	data, _ := json.Marshal(tokenExpired{
+		Message:     "the token expired: reconnect with a fresh token to resume from last_event_id",
+		LastEventID: position{epoch: g.bus.Epoch(), seq: w.last}.String(),
+	})
+	if err := w.write(sseformat.AppendEvent(nil, sseformat.Event{Type: TokenExpiredEventType, Data: string(data)})); err != nil {
+		return err
+	}
+	return w.flush()
 }

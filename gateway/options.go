@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natsse/natsse/auth"
 	"github.com/natsse/natsse/natsbus"
 )
 
@@ -40,6 +41,11 @@ type Options struct {
 	WriteTimeout time.Duration
 	// PublishTimeout bounds the wait for the stream's acknowledgement.
 	PublishTimeout time.Duration
+	// Auth checks the tokens of streams and publishes. Nil: no authentication, everything
+	// is open. The Gateway does not close it.
+	Auth *auth.Verifier
+	// AuthCookie is the cookie that may carry a stream's token.
+	AuthCookie string
 	// CORSOrigins lists the origins ("scheme://host[:port]") allowed to use the gateway
 	// from a browser page on another origin; "*" allows any. Empty: same-origin only.
 	CORSOrigins []string
@@ -58,6 +64,7 @@ func DefaultOptions() Options {
 		MaxTopics:      32,
 		WriteTimeout:   10 * time.Second,
 		PublishTimeout: 10 * time.Second,
+		AuthCookie:     "natsse_token",
 	}
 }
 
@@ -100,6 +107,9 @@ func (o Options) Validate() error {
 	}
 	if o.PublishTimeout <= 0 {
 		bad("PublishTimeout", "%s: must be positive", o.PublishTimeout)
+	}
+	if o.Auth != nil && (o.AuthCookie == "" || strings.ContainsAny(o.AuthCookie, " \t;,=\"")) {
+		bad("AuthCookie", "%q: want a cookie name", o.AuthCookie)
 	}
 	if _, err := newCORSPolicy(o.CORSOrigins); err != nil {
 		bad("CORSOrigins", "%s", strings.TrimPrefix(err.Error(), "gateway: "))

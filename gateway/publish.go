@@ -25,7 +25,15 @@ type publishResponse struct {
 }
 
 func (g *Gateway) handlePublish(c *gin.Context) {
+	gr, err := g.grants(c, publishTokens)
+	if err != nil {
+		g.writeError(c, err)
+		return
+	}
 	p, err := g.parsePublish(c)
+	if err == nil {
+		err = authorizePublish(gr, p.Topic)
+	}
 	if err != nil {
 		g.writeError(c, err)
 		return
@@ -52,15 +60,15 @@ func (g *Gateway) parsePublish(c *gin.Context) (natsbus.Publication, error) {
 		return p, err
 	}
 	q := c.Request.URL.Query()
-	if err := checkParams(q, "event"); err != nil {
+	if err := checkParams(q, "event", accessTokenParam); err != nil {
 		return p, err
 	}
 	p.Type = q.Get("event")
 	if err := sseformat.ValidateType(p.Type); err != nil {
 		return p, err
 	}
-	if p.Type == GapEventType {
-		return p, wrapf(sseformat.ErrInvalidType, "event type %q is reserved for the gateway's gap notices", GapEventType)
+	if reservedType(p.Type) {
+		return p, wrapf(sseformat.ErrInvalidType, "event type %q is reserved for the gateway's own notices", p.Type)
 	}
 	p.MsgID = c.GetHeader(HeaderIdempotencyKey)
 	if len(p.MsgID) > 256 || strings.ContainsAny(p.MsgID, "\r\n") {

@@ -3,17 +3,29 @@ package gateway
 import (
 	"context"
 	"time"
+
+	"github.com/natsse/natsse/auth"
 )
 
 // pump writes live events until the client goes, the queue is closed (the client was too
-// slow, or the Gateway is closing) or a write fails. It writes whatever is queued, then
-// flushes once; an idle stream gets a keep-alive comment.
-func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) {
+// slow, or the Gateway is closing), a write fails, or the stream's token expires (the zero
+// time: never). It writes whatever is queued, then flushes once; an idle stream gets a
+// keep-alive comment.
+func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter, expires time.Time) {
 	keepAlive := time.NewTicker(g.opts.KeepAlive)
 	defer keepAlive.Stop()
+	var expired <-chan time.Time
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires.Add(auth.Leeway)))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-expired:
+			g.writeTokenExpired(w)
 			return
 		case <-keepAlive.C:
 			if w.ping() != nil {
@@ -23,7 +35,7 @@ func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) {
 			if !ok {
 				return
 			}
-			if w.write(ev.frameFor(s.envelope)) != nil {
+			if w.writeEvent(ev, s.envelope) != nil {
 				return
 			}
 			// Write whatever else is queued, then flush once.
@@ -34,7 +46,7 @@ func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) {
 						w.flush()
 						return
 					}
-					if w.write(ev.frameFor(s.envelope)) != nil {
+					if w.writeEvent(ev, s.envelope) != nil {
 						return
 					}
 				default:

@@ -19,7 +19,7 @@ const lastIDEarliest = "earliest"
 func (g *Gateway) parseStream(c *gin.Context) (streamRequest, error) {
 	var r streamRequest
 	q := c.Request.URL.Query()
-	if err := checkParams(q, "topic", "last_event_id", "envelope"); err != nil {
+	if err := checkParams(q, "topic", "last_event_id", "envelope", accessTokenParam); err != nil {
 		return r, err
 	}
 	r.topics = q["topic"]

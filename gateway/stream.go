@@ -2,17 +2,30 @@ package gateway
 
 import (
 	"errors"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/natsse/natsse/auth"
 )
 
 // handleEvents serves GET /events: it resolves where the client resumes, sends a gap
 // notice if it cannot continue exactly there, catches up and then pumps live events.
 func (g *Gateway) handleEvents(c *gin.Context) {
 	r, err := g.parseStream(c)
+	var gr *auth.Grants
+	if err == nil {
+		gr, err = g.grants(c, streamTokens)
+	}
+	if err == nil {
+		err = authorizeStream(gr, r.topics)
+	}
 	if err != nil {
 		g.writeError(c, err)
 		return
+	}
+	var expires time.Time
+	if gr != nil && !gr.Anonymous {
+		expires = gr.Expires
 	}
 	w := newStreamWriter(c.Writer, g.opts.WriteTimeout)
 	if !g.enter(w) {
@@ -33,6 +46,7 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 	if err := w.start(g.opts.Retry); err != nil {
 		return
 	}
+	w.last = cursor
 	if gp != nil {
 		gp.LastEventID = r.lastID
 		if err := g.writeGap(w, gp, cursor); err != nil {
@@ -47,5 +61,5 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 		}
 		return
 	}
-	g.pump(ctx, s, w)
+	g.pump(ctx, s, w, expires)
 }

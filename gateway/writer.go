@@ -21,6 +21,7 @@ type streamWriter struct {
 	mu      sync.Mutex // guards the deadline: abort is called from another goroutine
 	armed   time.Time  // when the current write deadline was set
 	aborted bool
+	last    uint64 // the sequence of the last event written, or where the stream began
 }
 
 func newStreamWriter(w gin.ResponseWriter, timeout time.Duration) *streamWriter {
@@ -95,6 +96,15 @@ func (w *streamWriter) write(b []byte) error {
 	if _, err := w.w.Write(b); err != nil {
 		return fmt.Errorf("%w: %w", errWrite, err)
 	}
+	return nil
+}
+
+// writeEvent writes ev, enveloped or not, and remembers its sequence.
+func (w *streamWriter) writeEvent(ev *event, envelope bool) error {
+	if err := w.write(ev.frameFor(envelope)); err != nil {
+		return err
+	}
+	w.last = ev.seq
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/natsse/natsse/auth"
 	"github.com/natsse/natsse/gateway"
 	"github.com/natsse/natsse/natsbus"
 )
@@ -21,7 +22,8 @@ type app struct {
 	ln      net.Listener
 	handler swapHandler // the starting handler, then the gateway's
 	srv     *http.Server
-	served  chan error // the HTTP server's end
+	served  chan error     // the HTTP server's end
+	auth    *auth.Verifier // nil when auth is off
 	bus     *natsbus.Bus
 	gw      *gateway.Gateway
 }
@@ -68,14 +70,27 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 		log.Info("gateway starting: waiting for NATS and the stream; /healthz answers, /readyz not yet", "http", a.httpAddr())
 	})
 	defer waiting.Stop()
-	a.bus, err = natsbus.New(cfg.busOptions(log.With("component", "nats")))
+	bopts, gopts := cfg.busOptions(log.With("component", "nats")), cfg.gatewayOptions(log)
+	aopts, err := cfg.authOptions(log.With("component", "auth"))
+	if err != nil {
+		return nil, err
+	}
+	if aopts.Enabled() {
+		if a.auth, err = auth.New(aopts); err != nil {
+			return nil, err
+		}
+		bopts.ClientAuth = a.natsGrants
+		gopts.Auth = a.auth
+	} else if !loopbackOnly(cfg.HTTPAddr) || !loopbackOnly(cfg.natsAddr()) {
+		log.Warn("auth is off: anyone who reaches the HTTP or NATS port reads every topic and publishes anything; set GATEWAY_AUTH_SECRET, GATEWAY_AUTH_PUBLIC_KEY_FILE or GATEWAY_AUTH_JWKS_URL")
+	}
+	a.bus, err = natsbus.New(bopts)
 	if errors.Is(err, natsbus.ErrListen) {
 		return nil, fmt.Errorf("GATEWAY_NATS_ADDR: %w", err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	gopts := cfg.gatewayOptions(log)
 	gopts.Bus = a.bus
 	a.gw, err = gateway.New(gopts)
 	if err != nil {
@@ -83,6 +98,32 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 	}
 	a.handler.set(a.gw.Handler())
 	return a, nil
+}
+
+// natsGrants checks a NATS client's token, for the embedded server.
+func (a *app) natsGrants(token string) (natsbus.ClientGrants, error) {
+	g, err := a.auth.Verify(token)
+	if err != nil {
+		return natsbus.ClientGrants{}, err
+	}
+	return natsbus.ClientGrants{Name: g.Subject, Publish: g.Publish, Subscribe: g.Subscribe, Expires: g.Expires}, nil
+}
+
+// loopbackOnly reports whether a listen address ("host:port", "" for none) can be reached
+// from this host only.
+func loopbackOnly(addr string) bool {
+	if addr == "" {
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // httpAddr is the address the HTTP server listens on.
@@ -125,6 +166,9 @@ func (a *app) run(ctx context.Context, stop func()) error {
 		}
 	}
 	a.bus.Close()
+	if a.auth != nil {
+		a.auth.Close()
+	}
 	a.log.Info("gateway stopped", "took", time.Since(began).Round(time.Millisecond))
 	return err
 }
@@ -136,6 +180,9 @@ func (a *app) teardown() {
 	}
 	if a.bus != nil {
 		a.bus.Close()
+	}
+	if a.auth != nil {
+		a.auth.Close()
 	}
 	if a.srv != nil {
 		a.srv.Close() // closes the listener too

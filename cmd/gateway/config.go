@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/natsse/natsse/auth"
 	"github.com/natsse/natsse/gateway"
 	"github.com/natsse/natsse/natsbus"
 )
@@ -36,6 +38,13 @@ type config struct {
 	MaxTopics       int           `envconfig:"MAX_TOPICS" desc:"most topics in one stream"`
 	WriteTimeout    time.Duration `envconfig:"WRITE_TIMEOUT" desc:"a stream whose client takes no bytes for this long is cut off"`
 	CORSOrigins     []string      `envconfig:"CORS_ORIGINS" desc:"comma-separated origins allowed from browsers on other origins, or '*'"`
+	AuthSecret      string        `envconfig:"AUTH_SECRET" desc:"turns auth on: the HMAC key of tokens (HS256/384/512), at least 32 bytes"`
+	AuthPublicKey   string        `envconfig:"AUTH_PUBLIC_KEY_FILE" desc:"turns auth on: a PEM public key file (RS*, PS*, ES*, EdDSA tokens)"`
+	AuthJWKSURL     string        `envconfig:"AUTH_JWKS_URL" desc:"turns auth on: a JWKS endpoint whose keys sign tokens"`
+	AuthIssuer      string        `envconfig:"AUTH_ISSUER" desc:"the iss that tokens must carry"`
+	AuthAudience    string        `envconfig:"AUTH_AUDIENCE" desc:"an aud that tokens must carry"`
+	AuthAnonymous   []string      `envconfig:"AUTH_ANONYMOUS" desc:"comma-separated topic filters that streams without a token may subscribe to"`
+	AuthCookie      string        `envconfig:"AUTH_COOKIE" desc:"the cookie that may carry a stream's token"`
 	ServerName      string        `envconfig:"SERVER_NAME" desc:"the embedded NATS server's name: unique and stable per node in a cluster (empty: natsse, or a unique name for a leaf node)"`
 	ClusterName     string        `envconfig:"CLUSTER_NAME" desc:"embedded cluster: the cluster's name, the same on every node"`
 	ClusterAddr     string        `envconfig:"CLUSTER_ADDR" desc:"embedded cluster: this node's route listener, e.g. 0.0.0.0:6222"`
@@ -75,6 +84,7 @@ func defaultConfig() config {
 		MaxEventBytes:   g.MaxEventBytes,
 		MaxTopics:       g.MaxTopics,
 		WriteTimeout:    g.WriteTimeout,
+		AuthCookie:      g.AuthCookie,
 		StreamReplicas:  b.Replicas,
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
@@ -103,6 +113,8 @@ var optionVars = map[string]string{
 	"MaxBytes": "HISTORY_MAX_BYTES", "MaxMsgs": "HISTORY_MAX_MSGS", "DuplicateWindow": "DUPLICATE_WINDOW",
 	"SyncInterval": "FSYNC", "Cluster": "CLUSTER_NAME/ADDR/ROUTES", "Replicas": "STREAM_REPLICAS",
 	"URLs": "NATS_URL", "LeafRemotes": "LEAF_REMOTES", "JetStreamDomain": "JS_DOMAIN",
+	"Secret": "AUTH_SECRET", "PublicKeyPEM": "AUTH_PUBLIC_KEY_FILE", "JWKSURL": "AUTH_JWKS_URL",
+	"Issuer": "AUTH_ISSUER", "Audience": "AUTH_AUDIENCE", "Anonymous": "AUTH_ANONYMOUS", "AuthCookie": "AUTH_COOKIE",
 	"KeepAlive": "KEEPALIVE", "Retry": "RETRY", "BufferSize": "BUFFER_SIZE", "RecentEvents": "RECENT_EVENTS",
 	"MaxEventBytes": "MAX_EVENT_BYTES", "MaxTopics": "MAX_TOPICS", "WriteTimeout": "WRITE_TIMEOUT",
 	"CORSOrigins": "CORS_ORIGINS",
@@ -128,7 +140,11 @@ func (c config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("LOG_FORMAT", "%q: want text or json", c.LogFormat)
 	}
-	for _, err := range []error{c.busOptions(nil).Validate(), c.gatewayOptions(nil).Validate()} {
+	aopts, err := c.authOptions(nil)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, err := range []error{c.busOptions(nil).Validate(), c.gatewayOptions(nil).Validate(), aopts.Validate()} {
 		for _, e := range unjoin(err) {
 			var oe *natsbus.OptionError
 			switch {
@@ -200,7 +216,28 @@ func (c config) gatewayOptions(log *slog.Logger) gateway.Options {
 		WriteTimeout:   c.WriteTimeout,
 		PublishTimeout: d.PublishTimeout,
 		CORSOrigins:    c.CORSOrigins,
+		AuthCookie:     c.AuthCookie,
 	}
+}
+
+// authOptions maps the configuration onto auth.Options; it reads the public key file.
+func (c config) authOptions(log *slog.Logger) (auth.Options, error) {
+	o := auth.Options{
+		Secret:    []byte(c.AuthSecret),
+		JWKSURL:   c.AuthJWKSURL,
+		Issuer:    c.AuthIssuer,
+		Audience:  c.AuthAudience,
+		Anonymous: c.AuthAnonymous,
+		Logger:    log,
+	}
+	if c.AuthPublicKey != "" {
+		pem, err := os.ReadFile(c.AuthPublicKey)
+		if err != nil {
+			return o, fmt.Errorf("%s_AUTH_PUBLIC_KEY_FILE: %w", envPrefix, err)
+		}
+		o.PublicKeyPEM = pem
+	}
+	return o, nil
 }
 
 // fsyncSetting is the value of GATEWAY_FSYNC that gives the sync interval d.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/natsse/natsse/auth"
 	"github.com/natsse/natsse/gateway"
 	"github.com/natsse/natsse/natsbus"
 )
@@ -12,7 +13,7 @@ import (
 // notFromEnvironment are the options the program sets itself, or leaves at their default.
 var notFromEnvironment = map[string]bool{
 	"Bus": true, "Logger": true, "StartTimeout": true, "MaxReplays": true, "Credentials": true,
-	"MaxHeaderBytes": true, "PublishTimeout": true,
+	"MaxHeaderBytes": true, "PublishTimeout": true, "ClientAuth": true, "Auth": true, "HTTPClient": true,
 }
 
 // TestEveryOptionHasItsVariable checks that an error about any option of natsbus or
@@ -22,7 +23,7 @@ func TestEveryOptionHasItsVariable(t *testing.T) {
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(config{})) {
 		vars[f.Tag.Get("envconfig")] = true
 	}
-	for _, opts := range []any{natsbus.Options{}, gateway.Options{}} {
+	for _, opts := range []any{natsbus.Options{}, gateway.Options{}, auth.Options{}} {
 		for _, f := range reflect.VisibleFields(reflect.TypeOf(opts)) {
 			name, ok := optionVars[f.Name]
 			switch {
