@@ -3,6 +3,8 @@ package natsbus
 import (
 	"fmt"
 	"net"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,5 +137,55 @@ func TestExternalAndLeaf(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("seq %d did not reach the external bus", want)
 		}
+	}
+}
+
+// TestClusterRouteCredentials starts a cluster node whose routes need credentials: a server
+// that presents them joins, one that does not is refused.
+func TestClusterRouteCredentials(t *testing.T) {
+	t.Parallel()
+	routePort := freePorts(t, 1)[0]
+	o := testOptions(t, func(o *Options) {
+		o.ServerName = "n0"
+		o.Cluster = ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", routePort),
+			Routes: []string{fmt.Sprintf("nats://127.0.0.1:%d", routePort)}, User: "route", Password: "s3cret-route-password"}
+		o.ClientAuth = func(string) (ClientGrants, error) { return ClientGrants{}, nil }
+	})
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o.derive()
+	node := &Bus{opts: o, log: o.Logger}
+	if err := node.startServer(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.ns.Shutdown(); node.ns.WaitForShutdown() })
+	peer := func(name, userinfo string) *server.Server {
+		u, _ := url.Parse(fmt.Sprintf("nats://%s127.0.0.1:%d", userinfo, routePort))
+		ns, err := server.NewServer(&server.Options{ServerName: name, Host: "127.0.0.1", Port: -1, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: -1}, Routes: []*url.URL{u}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		return ns
+	}
+	intruder := peer("intruder", "")
+	wrong := peer("wrong", "route:guess@")
+	friend := peer("friend", "route:s3cret-route-password@")
+	deadline := time.Now().Add(20 * time.Second)
+	for friend.NumRoutes() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a server with the credentials did not join")
+		}
+		<-time.After(20 * time.Millisecond) // polling interval
+	}
+	if n := intruder.NumRoutes() + wrong.NumRoutes(); n != 0 {
+		t.Fatalf("servers without the credentials joined: %d routes", n)
+	}
+	o.Cluster.User, o.Cluster.Password = "", ""
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "Cluster.User") {
+		t.Fatalf("client auth with an open route port: %v, want refused", err)
 	}
 }

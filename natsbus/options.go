@@ -90,6 +90,10 @@ type ClusterOptions struct {
 	Name   string   // the cluster's name, the same on every node
 	Addr   string   // the route listener, "host:port"
 	Routes []string // nats://host:port of every node (listing this one too is fine)
+	// User and Password are the credentials every node presents on its routes and requires
+	// of the others. Required with ClientAuth: a node that joins sees every message.
+	User     string
+	Password string
 }
 
 func (c ClusterOptions) enabled() bool { return c.Name != "" || c.Addr != "" || len(c.Routes) > 0 }
@@ -130,6 +134,10 @@ func (o Options) Validate() error {
 		bad("Cluster", "a cluster node needs a cluster name, a route address and the routes")
 	case o.Cluster.enabled() && o.ServerName == "":
 		bad("ServerName", "required for a cluster node: a unique, stable name per node")
+	case (o.Cluster.User == "") != (o.Cluster.Password == ""):
+		bad("Cluster.User", "set both the routes' user and password, or neither")
+	case o.Cluster.enabled() && o.ClientAuth != nil && o.Cluster.User == "":
+		bad("Cluster.User", "required with client auth: without route credentials, anyone who reaches the route port joins the cluster and sees every message")
 	}
 	if o.embedsJetStream() && o.StoreDir == "" {
 		bad("StoreDir", "empty")

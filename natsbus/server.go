@@ -40,11 +40,15 @@ func (b *Bus) startServer() error {
 		if err != nil {
 			return fmt.Errorf("natsbus: cluster address %q: %w", o.Cluster.Addr, err)
 		}
-		sopts.Cluster = server.ClusterOpts{Name: o.Cluster.Name, Host: host, Port: port}
+		sopts.Cluster = server.ClusterOpts{Name: o.Cluster.Name, Host: host, Port: port,
+			Username: o.Cluster.User, Password: o.Cluster.Password}
 		for _, r := range o.Cluster.Routes {
 			u, err := url.Parse(strings.TrimSpace(r))
 			if err != nil || u.Host == "" {
 				return fmt.Errorf("natsbus: route %q: want nats://host:port", r)
+			}
+			if o.Cluster.User != "" && u.User == nil {
+				u.User = url.UserPassword(o.Cluster.User, o.Cluster.Password)
 			}
 			sopts.Routes = append(sopts.Routes, u)
 		}

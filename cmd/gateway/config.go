@@ -49,6 +49,8 @@ type config struct {
 	ClusterName     string        `envconfig:"CLUSTER_NAME" desc:"embedded cluster: the cluster's name, the same on every node"`
 	ClusterAddr     string        `envconfig:"CLUSTER_ADDR" desc:"embedded cluster: this node's route listener, e.g. 0.0.0.0:6222"`
 	ClusterRoutes   []string      `envconfig:"CLUSTER_ROUTES" desc:"embedded cluster: comma-separated nats://host:port routes of all nodes"`
+	ClusterUser     string        `envconfig:"CLUSTER_USER" desc:"embedded cluster: the user every node presents on its routes and requires (required with auth on)"`
+	ClusterPassword string        `envconfig:"CLUSTER_PASSWORD" desc:"embedded cluster: the routes' password, the same on every node"`
 	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" desc:"the stream's replicas: 1, or 3 in a three-node cluster"`
 	NATSURL         []string      `envconfig:"NATS_URL" desc:"external NATS: comma-separated URLs of an existing deployment with JetStream; no embedded server"`
 	NATSCreds       string        `envconfig:"NATS_CREDS" desc:"a .creds file for GATEWAY_NATS_URL or GATEWAY_LEAF_REMOTES"`
@@ -111,7 +113,7 @@ var optionVars = map[string]string{
 	"StoreDir": "DATA_DIR", "ClientAddr": "NATS_ADDR", "ServerName": "SERVER_NAME",
 	"SubjectPrefix": "SUBJECT_PREFIX", "Stream": "STREAM", "MaxAge": "HISTORY_MAX_AGE",
 	"MaxBytes": "HISTORY_MAX_BYTES", "MaxMsgs": "HISTORY_MAX_MSGS", "DuplicateWindow": "DUPLICATE_WINDOW",
-	"SyncInterval": "FSYNC", "Cluster": "CLUSTER_NAME/ADDR/ROUTES", "Replicas": "STREAM_REPLICAS",
+	"SyncInterval": "FSYNC", "Cluster": "CLUSTER_NAME/ADDR/ROUTES", "Cluster.User": "CLUSTER_USER", "Replicas": "STREAM_REPLICAS",
 	"URLs": "NATS_URL", "LeafRemotes": "LEAF_REMOTES", "JetStreamDomain": "JS_DOMAIN",
 	"Secret": "AUTH_SECRET", "PublicKeyPEM": "AUTH_PUBLIC_KEY_FILE", "JWKSURL": "AUTH_JWKS_URL",
 	"Issuer": "AUTH_ISSUER", "Audience": "AUTH_AUDIENCE", "Anonymous": "AUTH_ANONYMOUS", "AuthCookie": "AUTH_COOKIE",
@@ -144,7 +146,11 @@ func (c config) validate() error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, err := range []error{c.busOptions(nil).Validate(), c.gatewayOptions(nil).Validate(), aopts.Validate()} {
+	bopts := c.busOptions(nil)
+	if aopts.Enabled() { // the rules of NATS clients with tokens apply; the check itself is set at start
+		bopts.ClientAuth = func(string) (natsbus.ClientGrants, error) { return natsbus.ClientGrants{}, auth.ErrInvalidToken }
+	}
+	for _, err := range []error{bopts.Validate(), c.gatewayOptions(nil).Validate(), aopts.Validate()} {
 		for _, e := range unjoin(err) {
 			var oe *natsbus.OptionError
 			switch {
@@ -192,7 +198,8 @@ func (c config) busOptions(log *slog.Logger) natsbus.Options {
 		SyncInterval:    fsync,
 		MaxReplays:      natsbus.DefaultOptions().MaxReplays,
 		Logger:          log,
-		Cluster:         natsbus.ClusterOptions{Name: c.ClusterName, Addr: c.ClusterAddr, Routes: c.ClusterRoutes},
+		Cluster: natsbus.ClusterOptions{Name: c.ClusterName, Addr: c.ClusterAddr, Routes: c.ClusterRoutes,
+			User: c.ClusterUser, Password: c.ClusterPassword},
 		Replicas:        c.StreamReplicas,
 		URLs:            c.NATSURL,
 		LeafRemotes:     c.LeafRemotes,

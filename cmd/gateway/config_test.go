@@ -55,3 +55,30 @@ func TestDefaultsShown(t *testing.T) {
 		t.Errorf("fsync settings: %q, %q", fsyncSetting(-1), fsyncSetting(natsbus.DefaultOptions().SyncInterval))
 	}
 }
+
+func TestAuthConfigErrors(t *testing.T) {
+	secret := "0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		name   string
+		change func(*config)
+		want   string
+	}{
+		{"short secret", func(c *config) { c.AuthSecret = "short" }, "GATEWAY_AUTH_SECRET"},
+		{"two keys", func(c *config) { c.AuthSecret, c.AuthJWKSURL = secret, "http://127.0.0.1:1/jwks" }, "GATEWAY_AUTH_SECRET"},
+		{"no key file", func(c *config) { c.AuthPublicKey = "/nonexistent/key.pem" }, "GATEWAY_AUTH_PUBLIC_KEY_FILE"},
+		{"bad anonymous filter", func(c *config) { c.AuthSecret, c.AuthAnonymous = secret, []string{"a..b"} }, "GATEWAY_AUTH_ANONYMOUS"},
+		{"cluster without route credentials", func(c *config) {
+			c.AuthSecret, c.ServerName = secret, "n1"
+			c.ClusterName, c.ClusterAddr, c.ClusterRoutes = "c", "127.0.0.1:6222", []string{"nats://127.0.0.1:6222"}
+		}, "GATEWAY_CLUSTER_USER"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig(t)
+			tc.change(&c)
+			err := c.validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), secret) {
+				t.Fatalf("error %v: want one naming %s, without the secret", err, tc.want)
+			}
+		})
+	}
+}
