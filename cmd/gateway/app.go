@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ type app struct {
 	srv     *http.Server
 	served  chan error     // the HTTP server's end
 	auth    *auth.Verifier // nil when auth is off
+	certs   *certificate   // nil without TLS
 	bus     *natsbus.Bus
 	gw      *gateway.Gateway
 }
@@ -62,8 +64,17 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 		MaxHeaderBytes: 1 << 20,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	if err := a.setProtocols(); err != nil {
+		return nil, err
+	}
 	a.served = make(chan error, 1)
-	go func() { a.served <- a.srv.Serve(a.ln) }()
+	go func() {
+		if a.certs != nil {
+			a.served <- a.srv.ServeTLS(a.ln, "", "")
+		} else {
+			a.served <- a.srv.Serve(a.ln)
+		}
+	}()
 	// Starting takes milliseconds, unless NATS or the other cluster nodes keep it waiting:
 	// only then say so.
 	waiting := time.AfterFunc(time.Second, func() {
@@ -98,6 +109,25 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 	}
 	a.handler.set(a.gw.Handler())
 	return a, nil
+}
+
+// setProtocols sets up TLS, with HTTP/2 and HTTP/1.1, or cleartext HTTP/2 besides
+// HTTP/1.1, or plain HTTP/1.1.
+func (a *app) setProtocols() error {
+	switch {
+	case a.cfg.TLSCertFile != "":
+		certs, err := loadCertificate(a.cfg.TLSCertFile, a.cfg.TLSKeyFile, a.log)
+		if err != nil {
+			return err
+		}
+		a.certs = certs
+		a.srv.TLSConfig = &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12}
+	case a.cfg.H2C:
+		a.srv.Protocols = new(http.Protocols)
+		a.srv.Protocols.SetHTTP1(true)
+		a.srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return nil
 }
 
 // natsGrants checks a NATS client's token, for the embedded server.
@@ -169,6 +199,9 @@ func (a *app) run(ctx context.Context, stop func()) error {
 	if a.auth != nil {
 		a.auth.Close()
 	}
+	if a.certs != nil {
+		a.certs.Close()
+	}
 	a.log.Info("gateway stopped", "took", time.Since(began).Round(time.Millisecond))
 	return err
 }
@@ -183,6 +216,9 @@ func (a *app) teardown() {
 	}
 	if a.auth != nil {
 		a.auth.Close()
+	}
+	if a.certs != nil {
+		a.certs.Close()
 	}
 	if a.srv != nil {
 		a.srv.Close() // closes the listener too

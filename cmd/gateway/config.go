@@ -21,6 +21,9 @@ const envPrefix = "GATEWAY"
 // variable that is not set keeps its value in defaultConfig.
 type config struct {
 	HTTPAddr        string        `envconfig:"HTTP_ADDR" desc:"HTTP listen address (SSE streams, publishes, health)"`
+	TLSCertFile     string        `envconfig:"TLS_CERT_FILE" desc:"serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate (chain); re-read when it changes or on SIGHUP"`
+	TLSKeyFile      string        `envconfig:"TLS_KEY_FILE" desc:"the PEM private key of GATEWAY_TLS_CERT_FILE"`
+	H2C             bool          `envconfig:"H2C" desc:"serve cleartext HTTP/2 (prior knowledge) besides HTTP/1.1, for a proxy in front"`
 	NATSAddr        string        `envconfig:"NATS_ADDR" desc:"the embedded NATS server's client listener, for microservices; 'off' for none (in-process only)"`
 	DataDir         string        `envconfig:"DATA_DIR" desc:"JetStream storage; locked while the gateway runs"`
 	SubjectPrefix   string        `envconfig:"SUBJECT_PREFIX" desc:"topic 'orders.eu' is NATS subject '<prefix>.orders.eu'; the stream captures '<prefix>.>'"`
@@ -131,6 +134,12 @@ func (c config) validate() error {
 	}
 	if c.HTTPAddr == "" {
 		bad("HTTP_ADDR", "empty")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("TLS_CERT_FILE", "set both the certificate and its key, or neither")
+	}
+	if c.H2C && c.TLSCertFile != "" {
+		bad("H2C", "cleartext HTTP/2 excludes TLS (over TLS, HTTP/2 is on)")
 	}
 	_, fsyncErr := c.fsyncInterval()
 	if fsyncErr != nil {

@@ -56,7 +56,7 @@ func TestDefaultsShown(t *testing.T) {
 	}
 }
 
-func TestAuthConfigErrors(t *testing.T) {
+func TestSecurityConfigErrors(t *testing.T) {
 	secret := "0123456789abcdef0123456789abcdef"
 	for _, tc := range []struct {
 		name   string
@@ -64,6 +64,8 @@ func TestAuthConfigErrors(t *testing.T) {
 		want   string
 	}{
 		{"short secret", func(c *config) { c.AuthSecret = "short" }, "GATEWAY_AUTH_SECRET"},
+		{"certificate without key", func(c *config) { c.TLSCertFile = "cert.pem" }, "GATEWAY_TLS_CERT_FILE"},
+		{"h2c over TLS", func(c *config) { c.TLSCertFile, c.TLSKeyFile, c.H2C = "cert.pem", "key.pem", true }, "GATEWAY_H2C"},
 		{"two keys", func(c *config) { c.AuthSecret, c.AuthJWKSURL = secret, "http://127.0.0.1:1/jwks" }, "GATEWAY_AUTH_SECRET"},
 		{"no key file", func(c *config) { c.AuthPublicKey = "/nonexistent/key.pem" }, "GATEWAY_AUTH_PUBLIC_KEY_FILE"},
 		{"bad anonymous filter", func(c *config) { c.AuthSecret, c.AuthAnonymous = secret, []string{"a..b"} }, "GATEWAY_AUTH_ANONYMOUS"},
