@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 
 	"github.com/natsse/natsse/natsbus"
 )
@@ -30,6 +32,35 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// checkJWKSURL accepts https, and http to this host only: keys fetched over plain HTTP
+// from elsewhere could be replaced on the way.
+func checkJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%s: want https://host/path", redact(raw))
+	}
+	switch {
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: want https (plain http only to this host)", redact(raw))
+}
+
+// redact is a URL without the credentials and the query it may carry, for logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
+}
+
 // Enabled reports whether o sets a key, which turns authentication on.
 func (o Options) Enabled() bool {
 	return len(o.Secret) > 0 || len(o.PublicKeyPEM) > 0 || o.JWKSURL != ""
@@ -53,6 +84,11 @@ func (o Options) Validate() error {
 	}
 	if n := len(o.Secret); n > 0 && n < 32 {
 		bad("Secret", "%d bytes: at least 32, as HS256 needs", n)
+	}
+	if o.JWKSURL != "" {
+		if err := checkJWKSURL(o.JWKSURL); err != nil {
+			bad("JWKSURL", "%v", err)
+		}
 	}
 	for _, f := range o.Anonymous {
 		if err := natsbus.ValidateFilter(f); err != nil {

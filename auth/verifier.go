@@ -135,15 +135,20 @@ func newJWKS(opts Options) (jwt.Keyfunc, context.CancelFunc, error) {
 		RateLimitWaitMax:  time.Second,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(_ context.Context, err error) {
-				log.Warn("auth: cannot fetch the JWKS", "url", u, "err", err)
+				log.Warn("auth: cannot fetch the JWKS", "url", redact(u), "err", redactErr(err, u))
 			}
 		},
 	})
 	if err != nil {
 		cancel()
-		return nil, nil, fmt.Errorf("auth: JWKS %s: %w", opts.JWKSURL, err)
+		return nil, nil, fmt.Errorf("auth: JWKS %s: %s", redact(opts.JWKSURL), redactErr(err, opts.JWKSURL))
 	}
 	return kf.Keyfunc, cancel, nil
+}
+
+// redactErr is err's text without raw, the URL it may repeat.
+func redactErr(err error, raw string) string {
+	return strings.ReplaceAll(err.Error(), raw, redact(raw))
 }
 
 // Verify checks token and returns what it grants. An error wraps ErrInvalidToken and says

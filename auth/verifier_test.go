@@ -248,3 +248,19 @@ func TestOptionsValidate(t *testing.T) {
 		t.Error("New without a key succeeded")
 	}
 }
+
+func TestJWKSURL(t *testing.T) {
+	t.Parallel()
+	for raw, ok := range map[string]bool{
+		"https://idp.example/jwks": true, "http://127.0.0.1:8080/jwks": true, "http://localhost/jwks": true,
+		"http://idp.example/jwks": false, "ftp://idp.example/jwks": false, "jwks.json": false,
+	} {
+		if err := checkJWKSURL(raw); (err == nil) != ok {
+			t.Errorf("checkJWKSURL(%q) = %v", raw, err)
+		}
+	}
+	err := Options{JWKSURL: "http://user:s3cret@idp.example/jwks?api_key=s3cret"}.Validate()
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %v: want one that does not repeat the URL's credentials", err)
+	}
+}

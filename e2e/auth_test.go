@@ -125,6 +125,18 @@ func TestAuthHTTP(t *testing.T) {
 		resp, body = g.do(t, http.MethodPost, "/publish/orders.created?event=token_expired", strings.NewReader("x"), bearer(writer))
 		expectRefused(t, "the reserved type token_expired", resp, body, 400, "invalid_event_type", "")
 		mustPublish(t, g, "orders.created", "x", bearer(writer))
+		// An Idempotency-Key counts within its topic: another publisher using the same key
+		// on its own topic does not drop this one's event.
+		h := bearer(mint(t, "b", hour, nil, []string{"b.>"}))
+		h.Set("Idempotency-Key", "k1")
+		other := mustPublish(t, g, "b.order", "b's", h)
+		w := bearer(writer)
+		w.Set("Idempotency-Key", "k1")
+		mine := mustPublish(t, g, "orders.created", "mine", w)
+		again := mustPublish(t, g, "orders.created", "mine", w)
+		if mine.Duplicate || mine.Seq == other.Seq || !again.Duplicate || again.Seq != mine.Seq {
+			t.Errorf("the same key on two topics: %+v then %+v (%+v retried); want two events, the retry a duplicate", other, mine, again)
+		}
 	})
 }
 

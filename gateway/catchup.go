@@ -18,6 +18,9 @@ func (g *Gateway) catchUp(ctx context.Context, s *subscriber, cursor uint64, w *
 		}
 		if r.joined {
 			for _, ev := range r.backlog {
+				if err := ctx.Err(); err != nil { // the client left, or its token expired
+					return err
+				}
 				if err := w.writeEvent(ev, s.envelope); err != nil {
 					return err
 				}

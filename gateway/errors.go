@@ -21,6 +21,7 @@ var (
 	errHeadersTooLarge = errors.New("headers too large")
 	errNotFound        = errors.New("not found")
 	errMethod          = errors.New("method not allowed")
+	errRateLimited     = errors.New("rate limited")
 )
 
 // retryAfterSecs is the Retry-After of a 503.
@@ -52,6 +53,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest, "bad_request"
+	case errors.Is(err, errRateLimited):
+		return http.StatusTooManyRequests, "rate_limited"
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound, "not_found"
 	case errors.Is(err, errMethod):

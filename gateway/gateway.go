@@ -21,6 +21,7 @@ type Gateway struct {
 	feed   *natsbus.Feed // set once by New; it repairs itself
 	engine *gin.Engine
 	cors   corsPolicy
+	limits *limits
 
 	mu        sync.Mutex
 	closing   bool
@@ -39,7 +40,8 @@ func New(opts Options) (*Gateway, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cors, _ := newCORSPolicy(opts.CORSOrigins) // checked by Validate
-	g := &Gateway{opts: opts, log: opts.Logger, bus: opts.Bus, cors: cors, active: make(map[*streamWriter]struct{})}
+	g := &Gateway{opts: opts, log: opts.Logger, bus: opts.Bus, cors: cors, limits: newLimits(opts),
+		active: make(map[*streamWriter]struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, last, err := g.bus.State(ctx)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 
 	"github.com/natsse/natsse/sseformat"
 )
@@ -28,6 +29,9 @@ func (g *Gateway) writeGap(w *streamWriter, gp *gap, cursor uint64) error {
 	w.last = cursor
 	return w.write(sseformat.AppendEvent(nil, sseformat.Event{ID: gp.ResumeID, Type: GapEventType, Data: string(data)}))
 }
+
+// errTokenExpired ends a stream whose token expired.
+var errTokenExpired = errors.New("gateway: the stream's token expired")
 
 // tokenExpired is the data of the reserved "token_expired" event (TokenExpiredEventType),
 // sent last on a stream whose token expired.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -41,6 +42,18 @@ type Options struct {
 	WriteTimeout time.Duration
 	// PublishTimeout bounds the wait for the stream's acknowledgement.
 	PublishTimeout time.Duration
+	// MaxStreams caps the open streams of the Gateway; 0: no cap. A stream refused for it
+	// is answered 200 with a retry hint and no event, so that EventSource tries again.
+	MaxStreams int
+	// MaxStreamsPerClient caps the open streams of one client (a token's subject, else an
+	// address); 0: no cap. Answered like MaxStreams.
+	MaxStreamsPerClient int
+	// PublishRate is the HTTP publishes per second allowed to one client, with bursts of
+	// PublishBurst; 0: no limit. Beyond it, a publish is answered 429 with Retry-After.
+	PublishRate  float64
+	PublishBurst int
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
 	// Auth checks the tokens of streams and publishes. Nil: no authentication, everything
 	// is open. The Gateway does not close it.
 	Auth *auth.Verifier
@@ -65,6 +78,12 @@ func DefaultOptions() Options {
 		WriteTimeout:   10 * time.Second,
 		PublishTimeout: 10 * time.Second,
 		AuthCookie:     "natsse_token",
+		// Far above what one page or service needs, and below what exhausts a small
+		// server's open files; a client alone cannot take every stream.
+		MaxStreams:          10000,
+		MaxStreamsPerClient: 4000,
+		PublishRate:         5000,
+		PublishBurst:        10000,
 	}
 }
 
@@ -107,6 +126,15 @@ func (o Options) Validate() error {
 	}
 	if o.PublishTimeout <= 0 {
 		bad("PublishTimeout", "%s: must be positive", o.PublishTimeout)
+	}
+	if o.MaxStreams < 0 {
+		bad("MaxStreams", "%d: negative", o.MaxStreams)
+	}
+	if o.MaxStreamsPerClient < 0 {
+		bad("MaxStreamsPerClient", "%d: negative", o.MaxStreamsPerClient)
+	}
+	if o.PublishRate < 0 || (o.PublishRate > 0 && o.PublishBurst < 1) {
+		bad("PublishRate", "%g per second with bursts of %d: want a rate of 0 or more, and bursts of 1 or more", o.PublishRate, o.PublishBurst)
 	}
 	if o.Auth != nil && (o.AuthCookie == "" || strings.ContainsAny(o.AuthCookie, " \t;,=\"")) {
 		bad("AuthCookie", "%q: want a cookie name", o.AuthCookie)

@@ -2,10 +2,15 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -34,6 +39,12 @@ func (g *Gateway) handlePublish(c *gin.Context) {
 	if err == nil {
 		err = authorizePublish(gr, p.Topic)
 	}
+	if err == nil {
+		if wait, ok := g.limits.allowPublish(g.limits.client(c.Request, gr)); !ok {
+			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			err = wrapf(errRateLimited, "over %g publishes per second: retry in %s", g.opts.PublishRate, wait.Round(time.Millisecond))
+		}
+	}
 	if err != nil {
 		g.writeError(c, err)
 		return
@@ -53,6 +64,17 @@ func (g *Gateway) handlePublish(c *gin.Context) {
 	})
 }
 
+// msgID is the stream's deduplication id of an HTTP publish with an Idempotency-Key: the
+// key within its topic, so that publishers on different topics never drop each other's
+// events by choosing the same key. "" without a key.
+func msgID(topic, key string) string {
+	if key == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("natsse-http\x00" + topic + "\x00" + key))
+	return "h" + hex.EncodeToString(sum[:16])
+}
+
 func (g *Gateway) parsePublish(c *gin.Context) (natsbus.Publication, error) {
 	var p natsbus.Publication
 	p.Topic = strings.TrimPrefix(c.Param("topic"), "/")
@@ -70,10 +92,11 @@ func (g *Gateway) parsePublish(c *gin.Context) (natsbus.Publication, error) {
 	if reservedType(p.Type) {
 		return p, wrapf(sseformat.ErrInvalidType, "event type %q is reserved for the gateway's own notices", p.Type)
 	}
-	p.MsgID = c.GetHeader(HeaderIdempotencyKey)
-	if len(p.MsgID) > 256 || strings.ContainsAny(p.MsgID, "\r\n") {
+	key := c.GetHeader(HeaderIdempotencyKey)
+	if len(key) > 256 || strings.ContainsAny(key, "\r\n") {
 		return p, wrapf(errBadRequest, "%s header: at most 256 bytes on one line", HeaderIdempotencyKey)
 	}
+	p.MsgID = msgID(p.Topic, key)
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, int64(g.opts.MaxEventBytes)))
 	if err != nil {
 		var tooLarge *http.MaxBytesError

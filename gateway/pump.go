@@ -3,29 +3,21 @@ package gateway
 import (
 	"context"
 	"time"
-
-	"github.com/natsse/natsse/auth"
 )
 
-// pump writes live events until the client goes, the queue is closed (the client was too
-// slow, or the Gateway is closing), a write fails, or the stream's token expires (the zero
-// time: never). It writes whatever is queued, then flushes once; an idle stream gets a
-// keep-alive comment.
-func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter, expires time.Time) {
+// pump writes live events until ctx is done (the client went, or the stream's token
+// expired: then it says so), the queue is closed (the client was too slow, or the Gateway
+// is closing) or a write fails. It writes whatever is queued, then flushes once; an idle
+// stream gets a keep-alive comment.
+func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) {
 	keepAlive := time.NewTicker(g.opts.KeepAlive)
 	defer keepAlive.Stop()
-	var expired <-chan time.Time
-	if !expires.IsZero() {
-		t := time.NewTimer(time.Until(expires.Add(auth.Leeway)))
-		defer t.Stop()
-		expired = t.C
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-expired:
-			g.writeTokenExpired(w)
+			if context.Cause(ctx) == errTokenExpired {
+				g.writeTokenExpired(w)
+			}
 			return
 		case <-keepAlive.C:
 			if w.ping() != nil {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -33,8 +34,20 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 		return
 	}
 	defer g.leave(w)
+	release, refused := g.limits.openStream(g.limits.client(c.Request, gr))
+	if refused != "" {
+		w.comeBackLater(g.opts.Retry, refused)
+		return
+	}
+	defer release()
 
+	// The stream ends when its token expires, catching up or live.
 	ctx := c.Request.Context()
+	if !expires.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, expires.Add(auth.Leeway), errTokenExpired)
+		defer cancel()
+	}
 	cursor, gp, err := g.resolveStart(ctx, r)
 	if err != nil {
 		if ctx.Err() == nil { // else the client left
@@ -56,10 +69,14 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 	s := newSubscriber(r.topics, r.envelope, g.opts.BufferSize)
 	defer g.hub.leave(s)
 	if err := g.catchUp(ctx, s, cursor, w); err != nil {
+		if context.Cause(ctx) == errTokenExpired {
+			g.writeTokenExpired(w)
+			return
+		}
 		if !errors.Is(err, errHubClosed) && ctx.Err() == nil && !errors.Is(err, errWrite) {
 			g.log.Warn("stream: catch-up failed; the client will resume", "topics", r.topics, "err", err)
 		}
 		return
 	}
-	g.pump(ctx, s, w, expires)
+	g.pump(ctx, s, w)
 }

@@ -1,12 +1,13 @@
 package natsbus
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/base64"
 	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nuid"
 )
 
 // ClientAuth checks the token that a NATS client presents to the embedded server's client
@@ -22,7 +23,8 @@ type ClientGrants struct {
 }
 
 // inboxes are the subjects a client may subscribe to besides its grants: the replies to
-// its requests, such as the stream's acknowledgements of its JetStream publishes.
+// its requests, such as the stream's acknowledgements of its JetStream publishes. Every
+// client shares them.
 const inboxes = "_INBOX.>"
 
 // gatewayInboxPrefix is the inbox prefix of the Bus's own connection, which no client may
@@ -40,7 +42,10 @@ type clientAuthenticator struct {
 }
 
 func newClientAuthenticator(check ClientAuth, prefix string, log *slog.Logger) *clientAuthenticator {
-	return &clientAuthenticator{check: check, prefix: prefix, own: []byte(nuid.Next() + nuid.Next()), log: log}
+	secret := make([]byte, 32)
+	rand.Read(secret) // never fails (crypto/rand)
+	own := base64.RawURLEncoding.AppendEncode(nil, secret)
+	return &clientAuthenticator{check: check, prefix: prefix, own: own, log: log}
 }
 
 // Check implements server.Authentication.

@@ -27,9 +27,16 @@ func (l *serverLogger) setStarted() {
 
 func (l *serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
 func (l *serverLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
-func (l *serverLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
-func (l *serverLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
-func (l *serverLogger) Tracef(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
+func (l *serverLogger) Errorf(format string, v ...any) {
+	level := slog.LevelError
+	if msg := strings.ToLower(fmt.Sprintf(format, v...)); strings.Contains(msg, "authentication error") ||
+		strings.Contains(msg, "authorization violation") || strings.Contains(msg, "permissions violation") {
+		level = slog.LevelDebug // a client refused: anyone can cause it, nothing is wrong with the server
+	}
+	l.logf(level, format, v)
+}
+func (l *serverLogger) Debugf(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
+func (l *serverLogger) Tracef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
 
 func (l *serverLogger) Fatalf(format string, v ...any) {
 	msg := strings.TrimSpace(fmt.Sprintf(format, v...))

@@ -92,6 +92,9 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 		}
 		bopts.ClientAuth = a.natsGrants
 		gopts.Auth = a.auth
+		if aopts.JWKSURL != "" && aopts.Audience == "" {
+			log.Warn("auth: a JWKS without GATEWAY_AUTH_AUDIENCE accepts the tokens its provider issues to any application, if they carry a natsse claim")
+		}
 	} else if !loopbackOnly(cfg.HTTPAddr) || !loopbackOnly(cfg.natsAddr()) {
 		log.Warn("auth is off: anyone who reaches the HTTP or NATS port reads every topic and publishes anything; set GATEWAY_AUTH_SECRET, GATEWAY_AUTH_PUBLIC_KEY_FILE or GATEWAY_AUTH_JWKS_URL")
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -41,6 +42,11 @@ type config struct {
 	MaxTopics       int           `envconfig:"MAX_TOPICS" desc:"most topics in one stream"`
 	WriteTimeout    time.Duration `envconfig:"WRITE_TIMEOUT" desc:"a stream whose client takes no bytes for this long is cut off"`
 	CORSOrigins     []string      `envconfig:"CORS_ORIGINS" desc:"comma-separated origins allowed from browsers on other origins, or '*'"`
+	MaxStreams      int           `envconfig:"MAX_STREAMS" desc:"most open streams on this gateway; 0 for no cap"`
+	MaxStreamsPer   int           `envconfig:"MAX_STREAMS_PER_CLIENT" desc:"most open streams of one client (token sub, else IP); 0 for no cap"`
+	PublishRate     float64       `envconfig:"PUBLISH_RATE" desc:"HTTP publishes per second per client (token sub, else IP); 0 for no limit"`
+	PublishBurst    int           `envconfig:"PUBLISH_BURST" desc:"the bursts GATEWAY_PUBLISH_RATE allows"`
+	TrustedProxies  []string      `envconfig:"TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies whose X-Forwarded-For names the client"`
 	AuthSecret      string        `envconfig:"AUTH_SECRET" desc:"turns auth on: the HMAC key of tokens (HS256/384/512), at least 32 bytes"`
 	AuthPublicKey   string        `envconfig:"AUTH_PUBLIC_KEY_FILE" desc:"turns auth on: a PEM public key file (RS*, PS*, ES*, EdDSA tokens)"`
 	AuthJWKSURL     string        `envconfig:"AUTH_JWKS_URL" desc:"turns auth on: a JWKS endpoint whose keys sign tokens"`
@@ -90,6 +96,10 @@ func defaultConfig() config {
 		MaxTopics:       g.MaxTopics,
 		WriteTimeout:    g.WriteTimeout,
 		AuthCookie:      g.AuthCookie,
+		MaxStreams:      g.MaxStreams,
+		MaxStreamsPer:   g.MaxStreamsPerClient,
+		PublishRate:     g.PublishRate,
+		PublishBurst:    g.PublishBurst,
 		StreamReplicas:  b.Replicas,
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
@@ -120,6 +130,8 @@ var optionVars = map[string]string{
 	"URLs": "NATS_URL", "LeafRemotes": "LEAF_REMOTES", "JetStreamDomain": "JS_DOMAIN",
 	"Secret": "AUTH_SECRET", "PublicKeyPEM": "AUTH_PUBLIC_KEY_FILE", "JWKSURL": "AUTH_JWKS_URL",
 	"Issuer": "AUTH_ISSUER", "Audience": "AUTH_AUDIENCE", "Anonymous": "AUTH_ANONYMOUS", "AuthCookie": "AUTH_COOKIE",
+	"MaxStreams": "MAX_STREAMS", "MaxStreamsPerClient": "MAX_STREAMS_PER_CLIENT", "PublishRate": "PUBLISH_RATE",
+	"PublishBurst": "PUBLISH_BURST", "TrustedProxies": "TRUSTED_PROXIES",
 	"KeepAlive": "KEEPALIVE", "Retry": "RETRY", "BufferSize": "BUFFER_SIZE", "RecentEvents": "RECENT_EVENTS",
 	"MaxEventBytes": "MAX_EVENT_BYTES", "MaxTopics": "MAX_TOPICS", "WriteTimeout": "WRITE_TIMEOUT",
 	"CORSOrigins": "CORS_ORIGINS",
@@ -144,6 +156,9 @@ func (c config) validate() error {
 	_, fsyncErr := c.fsyncInterval()
 	if fsyncErr != nil {
 		bad("FSYNC", "%v", fsyncErr)
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		bad("TRUSTED_PROXIES", "%v", err)
 	}
 	if _, err := c.logLevel(); err != nil {
 		bad("LOG_LEVEL", "%v", err)
@@ -217,23 +232,47 @@ func (c config) busOptions(log *slog.Logger) natsbus.Options {
 	}
 }
 
-// gatewayOptions maps the configuration onto gateway.Options, all but Bus.
+// gatewayOptions maps the configuration onto gateway.Options, all but Bus and Auth.
 func (c config) gatewayOptions(log *slog.Logger) gateway.Options {
 	d := gateway.DefaultOptions()
+	proxies, _ := c.trustedProxies()
 	return gateway.Options{
-		Logger:         log,
-		KeepAlive:      c.KeepAlive,
-		Retry:          c.Retry,
-		BufferSize:     c.BufferSize,
-		RecentEvents:   c.RecentEvents,
-		MaxEventBytes:  c.MaxEventBytes,
-		MaxHeaderBytes: d.MaxHeaderBytes,
-		MaxTopics:      c.MaxTopics,
-		WriteTimeout:   c.WriteTimeout,
-		PublishTimeout: d.PublishTimeout,
-		CORSOrigins:    c.CORSOrigins,
-		AuthCookie:     c.AuthCookie,
+		Logger:              log,
+		KeepAlive:           c.KeepAlive,
+		Retry:               c.Retry,
+		BufferSize:          c.BufferSize,
+		RecentEvents:        c.RecentEvents,
+		MaxEventBytes:       c.MaxEventBytes,
+		MaxHeaderBytes:      d.MaxHeaderBytes,
+		MaxTopics:           c.MaxTopics,
+		WriteTimeout:        c.WriteTimeout,
+		PublishTimeout:      d.PublishTimeout,
+		MaxStreams:          c.MaxStreams,
+		MaxStreamsPerClient: c.MaxStreamsPer,
+		PublishRate:         c.PublishRate,
+		PublishBurst:        c.PublishBurst,
+		TrustedProxies:      proxies,
+		AuthCookie:          c.AuthCookie,
+		CORSOrigins:         c.CORSOrigins,
 	}
+}
+
+// trustedProxies parses GATEWAY_TRUSTED_PROXIES: CIDRs, or single addresses.
+func (c config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		s = strings.TrimSpace(s)
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q: want a CIDR such as 10.0.0.0/8, or an address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // authOptions maps the configuration onto auth.Options; it reads the public key file.

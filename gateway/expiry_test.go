@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/natsse/natsse/auth"
+	"github.com/natsse/natsse/natsbus"
+	"github.com/natsse/natsse/sseformat"
+)
+
+// TestTokenExpiresWhileCatchingUp opens a stream from the start of a long history with a
+// token about to expire, and reads it slowly: the stream ends with token_expired when the
+// token does, in the middle of catching up, rather than after the whole history.
+func TestTokenExpiresWhileCatchingUp(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		recent int
+	}{{"from memory", 4096}, {"from the store", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testTokenExpiresWhileCatchingUp(t, tc.recent)
+		})
+	}
+}
+
+func testTokenExpiresWhileCatchingUp(t *testing.T, recent int) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := auth.New(auth.Options{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	e := newTestEnv(t, func(o *Options) { o.Auth, o.RecentEvents = v, recent }, nil)
+	const events = 3000 // of 4 KiB: far more than the sockets buffer
+	data := []byte(strings.Repeat("x", 4096))
+	for i := 0; i < events; i++ {
+		if _, err := e.bus.Publish(t.Context(), natsbus.Publication{Topic: "h", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exp := time.Now().Add(2*time.Second - auth.Leeway) // ends 2 s from now, leeway included
+	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"exp": exp.Unix(), "natsse": map[string]any{"subscribe": []string{"h"}},
+	}).SignedString(secret)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.srv.URL+"/events?topic=h&last_event_id=earliest", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	dec := sseformat.NewDecoder(bufio.NewReader(resp.Body))
+	pace := time.NewTicker(2 * time.Millisecond) // a slow reader: 3000 events take 6 s at least
+	defer pace.Stop()
+	var n int
+	var last sseformat.Event
+	for {
+		<-pace.C
+		ev, err := dec.Next()
+		if err != nil {
+			break
+		}
+		last = ev
+		if ev.Type == "" {
+			n++
+		}
+	}
+	if last.Type != TokenExpiredEventType {
+		t.Fatalf("the stream ended after %d events with %+v, want token_expired", n, last)
+	}
+	if n >= events {
+		t.Fatalf("all %d events were sent, although the token expired while catching up", n)
+	}
+	t.Logf("the token expired after %d of %d events", n, events)
+}
