@@ -53,13 +53,14 @@ type browser struct {
 
 // newBrowser starts a headless Chromium with a new, temporary profile. It is closed when
 // the test ends. Without Chromium the test is skipped (failed when CI=true).
-func newBrowser(tb testing.TB) *browser {
+// Options in extra are added to the usual ones.
+func newBrowser(tb testing.TB, extra ...chromedp.ExecAllocatorOption) *browser {
 	tb.Helper()
 	path := requireChromium(tb)
 	b := &browser{out: newLogLines()}
 	// Without a user-data-dir flag, chromedp makes a temporary profile directory and
 	// removes it once the browser has exited.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -77,7 +78,7 @@ func newBrowser(tb testing.TB) *browser {
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.CombinedOutput(b.out),
-	)
+	}, extra...)...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	b.ctx = ctx
 	tb.Cleanup(func() {
@@ -192,10 +193,16 @@ type pageSource struct {
 // openSource opens new EventSource(url) in p, listening to "message", "gap" and types.
 func (p *page) openSource(tb testing.TB, name, url string, types []string) *pageSource {
 	tb.Helper()
+	return p.openSourceWith(tb, name, url, types, false)
+}
+
+// openSourceWith is openSource, sending the gateway's cookies when withCredentials.
+func (p *page) openSourceWith(tb testing.TB, name, url string, types []string, withCredentials bool) *pageSource {
+	tb.Helper()
 	if types == nil {
 		types = []string{}
 	}
-	eval[chromedp.Void](tb, p, jsCall(tb, "openSource", name, url, types))
+	eval[chromedp.Void](tb, p, jsCall(tb, "openSource", name, url, types, withCredentials))
 	return &pageSource{p: p, name: name}
 }
 

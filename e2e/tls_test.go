@@ -63,6 +63,11 @@ func (g *gatewayProc) useClient(base string, transport *http.Transport) {
 	g.client = &http.Client{Transport: transport}
 }
 
+// insecureTransport trusts any certificate: for a test that checks the browser's view.
+func insecureTransport() *http.Transport {
+	return &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+}
+
 // checkManyStreams opens n streams to g over one client and checks that each is HTTP/2
 // and receives an event published after all are open.
 func checkManyStreams(t *testing.T, g *gatewayProc, n int) {
