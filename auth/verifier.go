@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -33,6 +34,47 @@ type Verifier struct {
 	keyfunc   jwt.Keyfunc
 	anonymous *Grants
 	stop      context.CancelFunc // ends the JWKS refresh; nil without a JWKS
+	checked   checkedTokens
+}
+
+// Checked tokens are remembered for a while, so that a service sending the same token with
+// every publish has it checked once a minute rather than every time.
+const (
+	checkedFor       = time.Minute
+	checkedTokensMax = 10000
+)
+
+// checkedTokens remembers the grants of tokens checked lately, by the whole token.
+type checkedTokens struct {
+	mu     sync.Mutex
+	grants map[string]checkedToken
+}
+
+type checkedToken struct {
+	grants *Grants
+	until  time.Time // the earlier of exp (with the leeway) and a minute after the check
+}
+
+func (c *checkedTokens) get(token string, now time.Time) *Grants {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.grants[token]; ok && now.Before(t.until) {
+		return t.grants
+	}
+	return nil
+}
+
+func (c *checkedTokens) put(token string, g *Grants, now time.Time) {
+	until := now.Add(checkedFor)
+	if exp := g.Expires.Add(Leeway); exp.Before(until) {
+		until = exp
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.grants == nil || len(c.grants) >= checkedTokensMax {
+		c.grants = make(map[string]checkedToken)
+	}
+	c.grants[token] = checkedToken{grants: g, until: until}
 }
 
 // New returns a Verifier for opts, which must set a key (see Options.Enabled). With a
@@ -154,6 +196,10 @@ func redactErr(err error, raw string) string {
 // Verify checks token and returns what it grants. An error wraps ErrInvalidToken and says
 // what was wrong, in words fit for the client.
 func (v *Verifier) Verify(token string) (*Grants, error) {
+	now := time.Now()
+	if g := v.checked.get(token, now); g != nil {
+		return g, nil
+	}
 	var c claims
 	t, err := v.parser.ParseWithClaims(token, &c, v.keyfunc)
 	if err != nil || !t.Valid {
@@ -163,6 +209,7 @@ func (v *Verifier) Verify(token string) (*Grants, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	v.checked.put(token, g, now)
 	return g, nil
 }
 

@@ -264,3 +264,27 @@ func TestJWKSURL(t *testing.T) {
 		t.Errorf("error %v: want one that does not repeat the URL's credentials", err)
 	}
 }
+
+// TestCheckedTokens checks that a remembered token is forgotten when it expires, and a
+// minute after its check at the latest.
+func TestCheckedTokens(t *testing.T) {
+	t.Parallel()
+	var c checkedTokens
+	now := time.Now()
+	soon := &Grants{Expires: now.Add(time.Second)}
+	late := &Grants{Expires: now.Add(time.Hour)}
+	c.put("soon", soon, now)
+	c.put("late", late, now)
+	for _, tc := range []struct {
+		token string
+		at    time.Duration
+		want  *Grants
+	}{
+		{"soon", time.Second + Leeway - time.Millisecond, soon}, {"soon", time.Second + Leeway, nil},
+		{"late", checkedFor - time.Millisecond, late}, {"late", checkedFor, nil}, {"other", 0, nil},
+	} {
+		if got := c.get(tc.token, now.Add(tc.at)); got != tc.want {
+			t.Errorf("%s at +%s: %v, want %v", tc.token, tc.at, got, tc.want)
+		}
+	}
+}
