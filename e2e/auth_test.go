@@ -19,12 +19,27 @@ import (
 const authSecret = "e2e-secret-0123456789abcdef-0123456789"
 
 // mint signs a token for sub granting subscribe and publish filters, expiring at exp.
+// The tokens carry the issuer and audience that some of the tests' gateways require.
 func mint(tb testing.TB, sub string, exp time.Time, subscribe, publish []string) string {
 	tb.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": sub, "exp": exp.Unix(),
+	return sign(tb, jwt.MapClaims{
+		"sub": sub, "exp": exp.Unix(), "iss": "https://issuer.example", "aud": "natsse",
 		"natsse": map[string]any{"subscribe": subscribe, "publish": publish},
-	}).SignedString([]byte(authSecret))
+	})
+}
+
+// mintWith is a valid token for orders.*, changed by change.
+func mintWith(tb testing.TB, change func(jwt.MapClaims)) string {
+	tb.Helper()
+	c := jwt.MapClaims{"sub": "42", "exp": time.Now().Add(time.Hour).Unix(), "iss": "https://issuer.example",
+		"aud": "natsse", "natsse": map[string]any{"subscribe": []string{"orders.*"}}}
+	change(c)
+	return sign(tb, c)
+}
+
+func sign(tb testing.TB, c jwt.MapClaims) string {
+	tb.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(authSecret))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -57,7 +72,8 @@ func publishAs(tb testing.TB, g *gatewayProc, topic, data string, header http.He
 // from, 401 against 403, grants with wildcards and {sub}, anonymous topics, publishing.
 func TestAuthHTTP(t *testing.T) {
 	t.Parallel()
-	g := startGateway(t, "GATEWAY_AUTH_SECRET="+authSecret, "GATEWAY_AUTH_ANONYMOUS=public.>")
+	g := startGateway(t, "GATEWAY_AUTH_SECRET="+authSecret, "GATEWAY_AUTH_ANONYMOUS=public.>",
+		"GATEWAY_AUTH_ISSUER=https://issuer.example", "GATEWAY_AUTH_AUDIENCE=natsse")
 	hour := time.Now().Add(time.Hour)
 	reader := mint(t, "42", hour, []string{"orders.*", "users.{sub}.>"}, nil)
 	writer := mint(t, "svc", hour, nil, []string{"orders.created"})
@@ -76,6 +92,9 @@ func TestAuthHTTP(t *testing.T) {
 			{"garbage", "topic=orders.eu", bearer("garbage"), 401, unauthorized, invalid, ""},
 			{"not bearer", "topic=orders.eu", http.Header{"Authorization": {"Basic " + reader}}, 401, unauthorized, invalid, ""},
 			{"expired", "topic=orders.eu", bearer(mint(t, "42", time.Now().Add(-time.Minute), []string{">"}, nil)), 401, unauthorized, invalid, ""},
+			{"not yet valid", "topic=orders.eu", bearer(mintWith(t, func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(time.Minute).Unix() })), 401, unauthorized, invalid, ""},
+			{"wrong issuer", "topic=orders.eu", bearer(mintWith(t, func(c jwt.MapClaims) { c["iss"] = "https://evil.example" })), 401, unauthorized, invalid, ""},
+			{"wrong audience", "topic=orders.eu", bearer(mintWith(t, func(c jwt.MapClaims) { c["aud"] = "other" })), 401, unauthorized, invalid, ""},
 			{"other key", "topic=orders.eu", bearer(func() string {
 				s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": hour.Unix()}).SignedString([]byte("another secret of more than 32 bytes"))
 				return s
@@ -228,5 +247,18 @@ func TestAuthNATS(t *testing.T) {
 		case <-time.After(eventTimeout):
 			t.Errorf("%s: allowed", what)
 		}
+	}
+	// NATS closes a connection when its token expires.
+	short, err := nats.Connect(g.natsURL, nats.MaxReconnects(0), nats.Token(mint(t, "short", time.Now().Add(time.Second), []string{"x"}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	short.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	select {
+	case <-closed:
+	case <-time.After(eventTimeout):
+		short.Close()
+		t.Error("a NATS connection outlived its token")
 	}
 }
