@@ -4,7 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -35,10 +37,11 @@ const gatewayInboxPrefix = "_NATSSE_GW"
 // presents a random token that exists only in this process; every other client needs a
 // token that ClientAuth accepts, and gets exactly the subjects it grants.
 type clientAuthenticator struct {
-	check  ClientAuth
-	prefix string
-	own    []byte
-	log    *slog.Logger
+	check   ClientAuth
+	prefix  string
+	clients atomic.Pointer[server.Account] // the server's own instance, set once it runs
+	own     []byte
+	log     *slog.Logger
 }
 
 func newClientAuthenticator(check ClientAuth, prefix string, log *slog.Logger) *clientAuthenticator {
@@ -46,6 +49,42 @@ func newClientAuthenticator(check ClientAuth, prefix string, log *slog.Logger) *
 	rand.Read(secret) // never fails (crypto/rand)
 	own := base64.RawURLEncoding.AppendEncode(nil, secret)
 	return &clientAuthenticator{check: check, prefix: prefix, own: own, log: log}
+}
+
+// clientsAccount is the NATS account of token clients.
+const clientsAccount = "NATSSE_CLIENTS"
+
+// clientAccounts are the accounts of a server whose clients present tokens. The stream and
+// the gateway stay in the global account; token clients live in their own, which imports
+// the prefix's subjects from it: as a stream, to subscribe, and as a service, to publish.
+// Through the service import, the reply subject of a client's publish is replaced by one
+// of the server's, so that the stream's acknowledgement can never land on a stream
+// subject; and the client account sees no JetStream API and no inbox of the gateway.
+func clientAccounts(prefix string) ([]*server.Account, error) {
+	global := server.NewAccount(server.DEFAULT_GLOBAL_ACCOUNT)
+	clients := server.NewAccount(clientsAccount)
+	subjects := prefix + ".>"
+	for _, err := range []error{
+		global.AddStreamExport(subjects, []*server.Account{clients}),
+		global.AddServiceExport(subjects, []*server.Account{clients}),
+		clients.AddStreamImport(global, subjects, ""),
+		clients.AddServiceImport(global, subjects, subjects),
+	} {
+		if err != nil {
+			return nil, fmt.Errorf("natsbus: client account: %w", err)
+		}
+	}
+	return []*server.Account{global, clients}, nil
+}
+
+// started takes the clients' account from the running server.
+func (a *clientAuthenticator) started(ns *server.Server) error {
+	acc, err := ns.LookupAccount(clientsAccount)
+	if err != nil {
+		return fmt.Errorf("natsbus: client account: %w", err)
+	}
+	a.clients.Store(acc)
+	return nil
 }
 
 // Check implements server.Authentication.
@@ -59,12 +98,17 @@ func (a *clientAuthenticator) Check(c server.ClientAuthentication) bool {
 		a.log.Debug("NATS client refused: no token", "addr", c.RemoteAddress())
 		return false
 	}
+	clients := a.clients.Load()
+	if clients == nil {
+		return false // the server is still starting
+	}
 	g, err := a.check(token)
 	if err != nil {
 		a.log.Debug("NATS client refused", "addr", c.RemoteAddress(), "err", err)
 		return false
 	}
 	c.RegisterUser(&server.User{
+		Account:  clients,
 		Username: g.Name,
 		Permissions: &server.Permissions{
 			Publish:   a.permission(g.Publish),

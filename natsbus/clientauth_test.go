@@ -85,10 +85,18 @@ func TestClientAuth(t *testing.T) {
 		t.Fatal("the JetStream API answered a client without that grant")
 	}
 	violation("JetStream API request")
+	// A reply subject under the prefix does not make the stream store its acknowledgement
+	// on another topic: the next event after this publish is the gateway's own.
+	if err := nc.PublishRequest("sse.orders.created", "sse.users.43.inbox", []byte("with a reply")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m.Topic != "orders.created" || string(m.Data) != "with a reply" {
+		t.Fatalf("feed got %+v, want the publish itself", m)
+	}
 	// The Bus itself still publishes and replays.
 	publish(t, b, "users.1", "", "by the gateway")
 	if m := <-got; m.Topic != "users.1" {
-		t.Fatalf("feed got %+v", m)
+		t.Fatalf("feed got %+v, want the gateway's event and nothing before it", m)
 	}
 
 	short, _, err := connect(nats.Token("expiring"))
@@ -104,5 +112,28 @@ func TestClientAuth(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the connection outlived its token")
+	}
+}
+
+// TestClientAuthKeepsHistory turns client auth on for a store written without it: the
+// stream, its events and its epoch are all there.
+func TestClientAuthKeepsHistory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b, err := New(testOptions(t, func(o *Options) { o.StoreDir = dir }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "a", "", "1")
+	publish(t, b, "a", "", "2")
+	epoch := b.Epoch()
+	b.Close()
+	b2 := newTestBus(t, func(o *Options) {
+		o.StoreDir = dir
+		o.ClientAuth = func(string) (ClientGrants, error) { return ClientGrants{}, errors.New("none") }
+	})
+	first, last, err := b2.State(t.Context())
+	if err != nil || first != 1 || last != 2 || b2.Epoch() != epoch {
+		t.Fatalf("with auth on: %d..%d, %v, epoch %d (was %d); want the same stream", first, last, err, b2.Epoch(), epoch)
 	}
 }

@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -29,6 +30,8 @@ func freePorts(t testing.TB, n int) []int {
 	return ports
 }
 
+// TestClusterOfThree runs three nodes whose NATS clients need tokens, as with auth on: the
+// replicated stream lives in the gateway's account, and every node follows it.
 func TestClusterOfThree(t *testing.T) {
 	t.Parallel()
 	ports := freePorts(t, 3)
@@ -46,7 +49,9 @@ func TestClusterOfThree(t *testing.T) {
 			buses[i], errs[i] = New(testOptions(t, func(o *Options) {
 				o.ServerName = fmt.Sprintf("n%d", i)
 				o.ClientAddr = "127.0.0.1:0"
-				o.Cluster = ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes}
+				o.Cluster = ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes,
+					User: "route", Password: "route-password"}
+				o.ClientAuth = func(string) (ClientGrants, error) { return ClientGrants{}, errors.New("no client here") }
 				o.Replicas = 3
 				o.StartTimeout = time.Minute
 			}))

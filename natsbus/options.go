@@ -60,8 +60,9 @@ type Options struct {
 	// Credentials authenticate to URLs and LeafRemotes.
 	Credentials Credentials
 	// ClientAuth, when set, makes the embedded server's NATS clients present a token that
-	// it accepts, and limits each to the subjects it grants. Nil: clients connect freely,
-	// with every right. Unused with URLs (the deployment authenticates its clients).
+	// it accepts, and limits each to the subjects it grants, in an account of their own
+	// (see clientAccounts). Nil: clients connect freely, with every right. Unused with URLs
+	// (the deployment authenticates its clients).
 	ClientAuth ClientAuth
 	// JetStreamDomain names the JetStream domain that holds the stream. A leaf node needs
 	// it: the deployment it joins must have a domain, as NATS does not forward the default

@@ -64,6 +64,11 @@ func (b *Bus) startServer() error {
 		})
 	}
 	if o.ClientAuth != nil {
+		accounts, err := clientAccounts(o.SubjectPrefix)
+		if err != nil {
+			return err
+		}
+		sopts.Accounts = accounts
 		b.auth = newClientAuthenticator(o.ClientAuth, o.SubjectPrefix, b.log)
 		sopts.CustomClientAuthentication = b.auth
 	}
@@ -87,6 +92,17 @@ func (b *Bus) startServer() error {
 		}
 	}
 	logger.setStarted()
+	if b.auth != nil {
+		if err := b.auth.started(ns); err != nil {
+			return err
+		}
+		// With accounts configured, JetStream is on only where it is asked for.
+		if sopts.JetStream {
+			if err := ns.GlobalAccount().EnableJetStream(nil, nil); err != nil {
+				return fmt.Errorf("natsbus: JetStream for the gateway's account: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
