@@ -1,10 +1,20 @@
 package natsbus
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -145,16 +155,14 @@ func TestExternalAndLeaf(t *testing.T) {
 	}
 }
 
-// TestClusterRouteCredentials starts a cluster node whose routes need credentials: a server
-// that presents them joins, one that does not is refused.
-func TestClusterRouteCredentials(t *testing.T) {
-	t.Parallel()
-	routePort := freePorts(t, 1)[0]
+// startRouteNode starts the embedded server of a cluster node with cluster, alone, so
+// that other servers try to join it.
+func startRouteNode(t *testing.T, cluster ClusterOptions) *server.Server {
+	t.Helper()
 	o := testOptions(t, func(o *Options) {
 		o.ServerName = "n0"
-		o.Cluster = ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", routePort),
-			Routes: []string{fmt.Sprintf("nats://127.0.0.1:%d", routePort)}, User: "route", Password: "s3cret-route-password"}
-		o.ClientAuth = func(string) (ClientGrants, error) { return ClientGrants{}, nil }
+		o.Cluster = cluster
+		o.ClientAuth = func(string) (ClientGrants, error) { return ClientGrants{}, errors.New("no client here") }
 	})
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
@@ -165,32 +173,121 @@ func TestClusterRouteCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { node.ns.Shutdown(); node.ns.WaitForShutdown() })
-	peer := func(name, userinfo string) *server.Server {
-		u, _ := url.Parse(fmt.Sprintf("nats://%s127.0.0.1:%d", userinfo, routePort))
-		ns, err := server.NewServer(&server.Options{ServerName: name, Host: "127.0.0.1", Port: -1, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: -1}, Routes: []*url.URL{u}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-		return ns
+	return node.ns
+}
+
+// routePeer starts a plain server that tries to join the cluster at route.
+func routePeer(t *testing.T, name, route string, tc *tls.Config) *server.Server {
+	t.Helper()
+	u, _ := url.Parse(route)
+	ns, err := server.NewServer(&server.Options{ServerName: name, Host: "127.0.0.1", Port: -1, NoSigs: true,
+		Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: -1, TLSConfig: tc, TLSTimeout: 5}, Routes: []*url.URL{u}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	intruder := peer("intruder", "")
-	wrong := peer("wrong", "route:guess@")
-	friend := peer("friend", "route:s3cret-route-password@")
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+// onlyFriendJoins waits until friend has joined, then checks that none of the others has.
+func onlyFriendJoins(t *testing.T, friend *server.Server, others ...*server.Server) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for friend.NumRoutes() == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("a server with the credentials did not join")
+			t.Fatal("a server with the right credentials did not join")
 		}
 		<-time.After(20 * time.Millisecond) // polling interval
 	}
-	if n := intruder.NumRoutes() + wrong.NumRoutes(); n != 0 {
-		t.Fatalf("servers without the credentials joined: %d routes", n)
+	for _, o := range others {
+		if n := o.NumRoutes(); n != 0 {
+			t.Fatalf("%s joined without the right credentials: %d routes", o.Name(), n)
+		}
 	}
-	o.Cluster.User, o.Cluster.Password = "", ""
-	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "Cluster.User") {
+}
+
+// TestClusterRouteCredentials starts a cluster node whose routes need credentials: a server
+// that presents them joins, one that does not is refused.
+func TestClusterRouteCredentials(t *testing.T) {
+	t.Parallel()
+	port := freePorts(t, 1)[0]
+	route := func(userinfo string) string { return fmt.Sprintf("nats://%s127.0.0.1:%d", userinfo, port) }
+	cluster := ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", port), Routes: []string{route("")},
+		User: "route", Password: "s3cret-route-password"}
+	startRouteNode(t, cluster)
+	intruder := routePeer(t, "intruder", route(""), nil)
+	wrong := routePeer(t, "wrong", route("route:guess@"), nil)
+	friend := routePeer(t, "friend", route("route:s3cret-route-password@"), nil)
+	onlyFriendJoins(t, friend, intruder, wrong)
+
+	cluster.User, cluster.Password = "", ""
+	err := Options{StoreDir: "x", SubjectPrefix: "sse", Stream: "S", DuplicateWindow: time.Minute, SyncInterval: time.Minute,
+		MaxReplays: 1, Replicas: 1, ServerName: "n", Cluster: cluster,
+		ClientAuth: func(string) (ClientGrants, error) { return ClientGrants{}, nil }}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "Cluster.User") {
 		t.Fatalf("client auth with an open route port: %v, want refused", err)
 	}
+}
+
+// TestClusterRouteTLS starts a cluster node whose routes use TLS both ways: a server with a
+// certificate of the cluster's CA joins; one without TLS, or with another CA's, does not.
+func TestClusterRouteTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	files := writeRouteCerts(t, dir, "ca")
+	other := writeRouteCerts(t, t.TempDir(), "other")
+	port := freePorts(t, 1)[0]
+	route := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	startRouteNode(t, ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", port), Routes: []string{route},
+		User: "route", Password: "pw", TLSCert: files.cert, TLSKey: files.key, TLSCA: files.ca})
+	creds := fmt.Sprintf("nats://route:pw@127.0.0.1:%d", port)
+	plain := routePeer(t, "plain", creds, nil)
+	stranger := routePeer(t, "stranger", creds, other.tlsConfig(t))
+	friend := routePeer(t, "friend", creds, files.tlsConfig(t))
+	onlyFriendJoins(t, friend, plain, stranger)
+}
+
+// routeCerts are the files of a CA and of a certificate it signed for 127.0.0.1.
+type routeCerts struct{ ca, cert, key string }
+
+func (f routeCerts) tlsConfig(t *testing.T) *tls.Config {
+	t.Helper()
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: f.cert, KeyFile: f.key, CaFile: f.ca, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.ClientAuth, tc.RootCAs = tls.RequireAndVerifyClientCert, tc.ClientCAs
+	return tc
+}
+
+func writeRouteCerts(t *testing.T, dir, name string) routeCerts {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	f := routeCerts{ca: filepath.Join(dir, name+"-ca.pem"), cert: filepath.Join(dir, name+"-cert.pem"), key: filepath.Join(dir, name+"-key.pem")}
+	for path, block := range map[string]*pem.Block{
+		f.ca: {Type: "CERTIFICATE", Bytes: caDER}, f.cert: {Type: "CERTIFICATE", Bytes: der}, f.key: {Type: "PRIVATE KEY", Bytes: kder},
+	} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
 }

@@ -95,6 +95,9 @@ type ClusterOptions struct {
 	// of the others. Required with ClientAuth: a node that joins sees every message.
 	User     string
 	Password string
+	// TLSCert, TLSKey and TLSCA, when set, make the routes use TLS both ways: each node
+	// presents its certificate, and accepts only nodes whose certificate the CA signed.
+	TLSCert, TLSKey, TLSCA string
 }
 
 func (c ClusterOptions) enabled() bool { return c.Name != "" || c.Addr != "" || len(c.Routes) > 0 }
@@ -135,6 +138,8 @@ func (o Options) Validate() error {
 		bad("Cluster", "a cluster node needs a cluster name, a route address and the routes")
 	case o.Cluster.enabled() && o.ServerName == "":
 		bad("ServerName", "required for a cluster node: a unique, stable name per node")
+	case (o.Cluster.TLSCert == "") != (o.Cluster.TLSKey == "") || (o.Cluster.TLSCert == "") != (o.Cluster.TLSCA == ""):
+		bad("Cluster.TLSCert", "set the routes' certificate, key and CA together, or none")
 	case (o.Cluster.User == "") != (o.Cluster.Password == ""):
 		bad("Cluster.User", "set both the routes' user and password, or neither")
 	case o.Cluster.enabled() && o.ClientAuth != nil && o.Cluster.User == "":

@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/url"
 	"strings"
@@ -42,6 +43,18 @@ func (b *Bus) startServer() error {
 		}
 		sopts.Cluster = server.ClusterOpts{Name: o.Cluster.Name, Host: host, Port: port,
 			Username: o.Cluster.User, Password: o.Cluster.Password}
+		if o.Cluster.TLSCert != "" {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+				CertFile: o.Cluster.TLSCert, KeyFile: o.Cluster.TLSKey, CaFile: o.Cluster.TLSCA, Verify: true,
+			})
+			if err != nil {
+				return fmt.Errorf("natsbus: route TLS: %w", err)
+			}
+			// A node is server and client of its routes: verify both ways with the CA, as
+			// nats-server's own configuration does.
+			tc.ClientAuth, tc.RootCAs = tls.RequireAndVerifyClientCert, tc.ClientCAs
+			sopts.Cluster.TLSConfig, sopts.Cluster.TLSTimeout = tc, 5
+		}
 		for _, r := range o.Cluster.Routes {
 			u, err := url.Parse(strings.TrimSpace(r))
 			if err != nil || u.Host == "" {

@@ -60,6 +60,9 @@ type config struct {
 	ClusterRoutes   []string      `envconfig:"CLUSTER_ROUTES" desc:"embedded cluster: comma-separated nats://host:port routes of all nodes"`
 	ClusterUser     string        `envconfig:"CLUSTER_USER" desc:"embedded cluster: the user every node presents on its routes and requires (required with auth on)"`
 	ClusterPassword string        `envconfig:"CLUSTER_PASSWORD" desc:"embedded cluster: the routes' password, the same on every node"`
+	ClusterTLSCert  string        `envconfig:"CLUSTER_TLS_CERT_FILE" desc:"embedded cluster: this node's PEM certificate for TLS on the routes"`
+	ClusterTLSKey   string        `envconfig:"CLUSTER_TLS_KEY_FILE" desc:"embedded cluster: the key of GATEWAY_CLUSTER_TLS_CERT_FILE"`
+	ClusterTLSCA    string        `envconfig:"CLUSTER_TLS_CA_FILE" desc:"embedded cluster: the PEM CA that signs every node's route certificate"`
 	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" desc:"the stream's replicas: 1, or 3 in a three-node cluster"`
 	NATSURL         []string      `envconfig:"NATS_URL" desc:"external NATS: comma-separated URLs of an existing deployment with JetStream; no embedded server"`
 	NATSCreds       string        `envconfig:"NATS_CREDS" desc:"a .creds file for GATEWAY_NATS_URL or GATEWAY_LEAF_REMOTES"`
@@ -126,7 +129,7 @@ var optionVars = map[string]string{
 	"StoreDir": "DATA_DIR", "ClientAddr": "NATS_ADDR", "ServerName": "SERVER_NAME",
 	"SubjectPrefix": "SUBJECT_PREFIX", "Stream": "STREAM", "MaxAge": "HISTORY_MAX_AGE",
 	"MaxBytes": "HISTORY_MAX_BYTES", "MaxMsgs": "HISTORY_MAX_MSGS", "DuplicateWindow": "DUPLICATE_WINDOW",
-	"SyncInterval": "FSYNC", "Cluster": "CLUSTER_NAME/ADDR/ROUTES", "Cluster.User": "CLUSTER_USER", "Replicas": "STREAM_REPLICAS",
+	"SyncInterval": "FSYNC", "Cluster": "CLUSTER_NAME/ADDR/ROUTES", "Cluster.User": "CLUSTER_USER", "Cluster.TLSCert": "CLUSTER_TLS_CERT_FILE", "Replicas": "STREAM_REPLICAS",
 	"URLs": "NATS_URL", "LeafRemotes": "LEAF_REMOTES", "JetStreamDomain": "JS_DOMAIN",
 	"Secret": "AUTH_SECRET", "PublicKeyPEM": "AUTH_PUBLIC_KEY_FILE", "JWKSURL": "AUTH_JWKS_URL",
 	"Issuer": "AUTH_ISSUER", "Audience": "AUTH_AUDIENCE", "Anonymous": "AUTH_ANONYMOUS", "AuthCookie": "AUTH_COOKIE",
@@ -223,7 +226,8 @@ func (c config) busOptions(log *slog.Logger) natsbus.Options {
 		MaxReplays:      natsbus.DefaultOptions().MaxReplays,
 		Logger:          log,
 		Cluster: natsbus.ClusterOptions{Name: c.ClusterName, Addr: c.ClusterAddr, Routes: c.ClusterRoutes,
-			User: c.ClusterUser, Password: c.ClusterPassword},
+			User: c.ClusterUser, Password: c.ClusterPassword,
+			TLSCert: c.ClusterTLSCert, TLSKey: c.ClusterTLSKey, TLSCA: c.ClusterTLSCA},
 		Replicas:        c.StreamReplicas,
 		URLs:            c.NATSURL,
 		LeafRemotes:     c.LeafRemotes,
