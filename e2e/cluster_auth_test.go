@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestClusterAuth runs three embedded nodes with auth on and route credentials: tokens
+// work on every node, over HTTP and NATS, and a server without the credentials cannot join.
+func TestClusterAuth(t *testing.T) {
+	var starts clusterStarts
+	nodes := clusterNewNodes(t, 3, &starts)
+	for _, n := range nodes {
+		n.env = append(n.env, "GATEWAY_AUTH_SECRET="+authSecret,
+			"GATEWAY_CLUSTER_USER=route", "GATEWAY_CLUSTER_PASSWORD=route-password-e2e")
+	}
+	clusterStart(t, nodes)
+	hour := time.Now().Add(time.Hour)
+
+	// An HTTP publish through n1 reaches a stream on n3; a JetStream publish through n2's
+	// NATS port too.
+	reader := bearer(mint(t, "r", hour, []string{"orders.>"}, nil))
+	resp, body, err := nodes[2].request(t.Context(), http.MethodGet, "/events?topic=orders.x", nil, nil)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a stream without a token on n3: %v %v %s", resp, err, body)
+	}
+	g3 := &gatewayProc{base: nodes[2].base, client: nodes[2].http}
+	s := g3.subscribeWith(t, "topic=orders.x", streamOpts{header: reader})
+	resp, body, err = nodes[0].request(t.Context(), http.MethodPost, "/publish/orders.x", strings.NewReader("over http"),
+		bearer(mint(t, "w", hour, nil, []string{"orders.>"})))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("publish through n1: %v %v %s", resp, err, body)
+	}
+	if ev := s.next(t); ev.Data != "over http" {
+		t.Fatalf("n3 got %+v", ev)
+	}
+	nc, err := nats.Connect(nodes[1].natsURL, nats.MaxReconnects(0), nats.Token(mint(t, "svc", hour, nil, []string{"orders.>"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.Publish(t.Context(), "sse.orders.x", []byte("over nats")); err != nil {
+		t.Fatalf("JetStream publish through n2: %v", err)
+	}
+	if ev := s.next(t); ev.Data != "over nats" {
+		t.Fatalf("n3 got %+v", ev)
+	}
+
+	// A server that routes to n1 without the credentials is refused; with them it joins.
+	n1Route := routeOf(t, nodes[0])
+	peer := func(name, userinfo string) *server.Server {
+		u, _ := url.Parse(fmt.Sprintf("nats://%s%s", userinfo, n1Route))
+		ns, err := server.NewServer(&server.Options{ServerName: name, Host: "127.0.0.1", Port: -1, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "natsse-e2e", Host: "127.0.0.1", Port: -1}, Routes: []*url.URL{u}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		return ns
+	}
+	intruder := peer("intruder", "")
+	guess := peer("guess", "route:guess@")
+	friend := peer("friend", "route:route-password-e2e@")
+	pollUntil(t, 30*time.Second, "a server with the route credentials joined", func() bool { return friend.NumRoutes() > 0 })
+	if n := intruder.NumRoutes() + guess.NumRoutes(); n != 0 {
+		t.Fatalf("servers without the route credentials joined: %d routes", n)
+	}
+}
+
+// routeOf is the host:port of a cluster node's route listener.
+func routeOf(tb testing.TB, n *clusterNode) string {
+	tb.Helper()
+	for _, kv := range n.env {
+		if addr, ok := strings.CutPrefix(kv, "GATEWAY_CLUSTER_ADDR="); ok {
+			return addr
+		}
+	}
+	tb.Fatalf("node %s has no route address", n.name)
+	return ""
+}
