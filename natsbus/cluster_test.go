@@ -143,7 +143,32 @@ func TestExternalAndLeaf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []uint64{seq1, ack.Sequence} {
+	// A leaf whose clients need tokens: a token client publishes through it, with the
+	// stream's acknowledgement, and the gateway side is unaffected.
+	guarded := newTestBus(t, func(o *Options) {
+		o.LeafRemotes = []string{leafURL}
+		o.JetStreamDomain = "hub"
+		o.ClientAddr = "127.0.0.1:0"
+		o.StartTimeout = time.Minute
+		o.ClientAuth = func(token string) (ClientGrants, error) {
+			if token != "t" {
+				return ClientGrants{}, errors.New("unknown token")
+			}
+			return ClientGrants{Name: "svc", Publish: []string{"shared"}}, nil
+		}
+	})
+	tc, err := nats.Connect(guarded.ClientURL(), nats.Token("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tjs, _ := jetstream.New(tc)
+	tack, err := tjs.Publish(t.Context(), "sse.shared", []byte("a token client of a leaf"))
+	if err != nil {
+		t.Fatalf("JetStream publish through a guarded leaf: %v", err)
+	}
+	seq3 := publish(t, guarded, "shared", "", "the guarded leaf itself")
+	for _, want := range []uint64{seq1, ack.Sequence, tack.Sequence, seq3} {
 		select {
 		case m := <-got:
 			if m.Seq != want {
