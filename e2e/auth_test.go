@@ -104,6 +104,8 @@ func TestAuthHTTP(t *testing.T) {
 			{"one filter of two outside", "topic=orders.eu&topic=*.created", bearer(reader), 403, forbidden, "", "*.created"},
 			{"another user's topics", "topic=users.43.>", bearer(reader), 403, forbidden, "", "users.43.>"},
 			{"anonymous beyond its topics", "topic=orders.eu&topic=public.news", nil, 401, unauthorized, "Bearer", ""},
+			{"expired cookie on an anonymous topic", "topic=public.news", http.Header{"Cookie": {"natsse_token=" + mint(t, "42", time.Now().Add(-time.Minute), nil, nil)}}, 401, unauthorized, invalid, ""},
+			{"invalid cookie, valid query", "topic=orders.eu&access_token=" + url.QueryEscape(reader), http.Header{"Cookie": {"natsse_token=junk"}}, 401, unauthorized, invalid, ""},
 		} {
 			resp, body := g.do(t, http.MethodGet, "/events?"+tc.query, nil, tc.header)
 			msg := expectRefused(t, tc.name, resp, body, tc.status, tc.code, tc.chal)
@@ -120,6 +122,8 @@ func TestAuthHTTP(t *testing.T) {
 			"query":  g.subscribe(t, "topic=orders.eu&access_token="+url.QueryEscape(reader)),
 		}
 		anon := g.subscribe(t, "topic=public.>")
+		// A token allows what no token does, too.
+		signedIn := g.subscribeWith(t, "topic=public.>", streamOpts{header: bearer(reader)})
 		res := mustPublish(t, g, "orders.eu", "o1", bearer(mint(t, "svc", hour, nil, []string{"orders.*"})))
 		for how, s := range streams {
 			if ev := s.next(t); ev.ID != res.ID {
@@ -127,8 +131,10 @@ func TestAuthHTTP(t *testing.T) {
 			}
 		}
 		pub := mustPublish(t, g, "public.news", "p1", bearer(mint(t, "svc", hour, nil, []string{"public.>"})))
-		if ev := anon.next(t); ev.ID != pub.ID {
-			t.Errorf("anonymous stream got %+v, want %s", ev, pub.ID)
+		for who, s := range map[string]*sseStream{"anonymous": anon, "signed-in": signedIn} {
+			if ev := s.next(t); ev.ID != pub.ID {
+				t.Errorf("%s stream of public.> got %+v, want %s", who, ev, pub.ID)
+			}
 		}
 	})
 
@@ -144,6 +150,10 @@ func TestAuthHTTP(t *testing.T) {
 		resp, body = g.do(t, http.MethodPost, "/publish/orders.created?event=token_expired", strings.NewReader("x"), bearer(writer))
 		expectRefused(t, "the reserved type token_expired", resp, body, 400, "invalid_event_type", "")
 		mustPublish(t, g, "orders.created", "x", bearer(writer))
+		resp, body = g.do(t, http.MethodPost, "/publish/orders.created?access_token="+url.QueryEscape(writer), strings.NewReader("x"), nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("publish with access_token: %d %s", resp.StatusCode, body)
+		}
 		// An Idempotency-Key counts within its topic: another publisher using the same key
 		// on its own topic does not drop this one's event.
 		h := bearer(mint(t, "b", hour, nil, []string{"b.>"}))

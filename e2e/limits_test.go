@@ -85,3 +85,19 @@ func TestPublishRate(t *testing.T) {
 	}
 	s.expectQuiet(t, 100*time.Millisecond)
 }
+
+// TestStreamCapPerSubject counts the streams of a token's subject, from whatever address.
+func TestStreamCapPerSubject(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "GATEWAY_AUTH_SECRET="+authSecret, "GATEWAY_MAX_STREAMS_PER_CLIENT=1", "GATEWAY_TRUSTED_PROXIES=127.0.0.1")
+	hour := time.Now().Add(time.Hour)
+	u := mint(t, "u", hour, []string{"t"}, nil)
+	h := forwardedFor("10.0.0.1")
+	h.Set("Authorization", "Bearer "+u)
+	g.subscribeWith(t, "topic=t", streamOpts{header: h})
+	h2 := forwardedFor("10.0.0.2")
+	h2.Set("Authorization", "Bearer "+u)
+	resp, body := g.do(t, http.MethodGet, "/events?topic=t", nil, h2)
+	expectComeBackLater(t, "the same subject from another address", resp, body, "too many streams from this client")
+	g.subscribeWith(t, "topic=t", streamOpts{header: bearer(mint(t, "v", hour, []string{"t"}, nil))})
+}

@@ -8,9 +8,9 @@
 // feed or anyone else; the client reconnects with its last event id and receives what it
 // missed from the stream's history. Publishers never wait for subscribers.
 //
-// A stream request is served in four steps, each in its own file: resume.go turns the
-// client's last event id into a position in the stream (and gap.go tells the client when it
-// cannot continue exactly there); catchup.go sends what the client missed — from the hub's
+// A stream request is served in four steps, each in its own file, once auth.go and
+// limits.go have let it in: resume.go turns the client's last event id into a position in
+// the stream (and notices.go tells the client when it cannot continue exactly there); catchup.go sends what the client missed — from the hub's
 // ring of recent events, or from the stream — and joins the live events in the same
 // critical section in which the hub's position is read, so that it sees every matching
 // event exactly once; pump.go then writes live events through writer.go.
@@ -29,6 +29,9 @@
 //     a subscriber's queue is closed exactly once, under it (on a cut, a leave or the
 //     hub's close). The counters behind Stats are atomics; Stats takes the lock only to
 //     read the hub's position.
+//
+// A stream whose token expires ends at that moment, catching up or live: its handler's
+// context has the token's deadline.
 //
 // New starts the feed; Shutdown ends every stream, waits for their handlers to return
 // (aborting those whose clients do not read), then closes the feed and blocks until its

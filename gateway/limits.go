@@ -51,8 +51,11 @@ func (l *limits) client(r *http.Request, gr *auth.Grants) string {
 		host = r.RemoteAddr
 	}
 	addr, err := netip.ParseAddr(host)
-	if err != nil || !l.isTrusted(addr) {
+	if err != nil {
 		return "ip:" + host
+	}
+	if !l.isTrusted(addr) {
+		return clientAddr(addr)
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -64,7 +67,16 @@ func (l *limits) client(r *http.Request, gr *auth.Grants) string {
 			break
 		}
 	}
-	return "ip:" + addr.String()
+	return clientAddr(addr)
+}
+
+// clientAddr names the client at a: its IPv4 address, or its IPv6 /64, which one holder
+// usually has whole.
+func clientAddr(a netip.Addr) string {
+	if a = a.Unmap(); a.Is6() {
+		return "ip:" + netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return "ip:" + a.String()
 }
 
 func (l *limits) isTrusted(a netip.Addr) bool {
@@ -112,6 +124,9 @@ func (l *limits) allowPublish(client string) (wait time.Duration, ok bool) {
 				if p.Tokens() >= float64(l.burst) {
 					delete(l.publishers, k)
 				}
+			}
+			if len(l.publishers) >= maxPublishers { // all busy: start afresh rather than grow
+				clear(l.publishers)
 			}
 		}
 		lim = rate.NewLimiter(l.rate, l.burst)

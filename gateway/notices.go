@@ -40,14 +40,16 @@ type tokenExpired struct {
 	LastEventID string `json:"last_event_id"` // the id the client has reached: it resumes from there
 }
 
-// writeTokenExpired ends a stream whose token expired. The event carries no id, so that
-// the client's last event id stays the last event it received.
+// writeTokenExpired ends a stream whose token expired. Its id is the position the client
+// has reached (the last event's id, or where the stream began), so that a reconnection
+// resumes exactly there, even on a stream that had no event yet.
 func (g *Gateway) writeTokenExpired(w *streamWriter) error {
+	id := position{epoch: g.bus.Epoch(), seq: w.last}.String()
 	data, _ := json.Marshal(tokenExpired{
 		Message:     "the token expired: reconnect with a fresh token to resume from last_event_id",
-		LastEventID: position{epoch: g.bus.Epoch(), seq: w.last}.String(),
+		LastEventID: id,
 	})
-	if err := w.write(sseformat.AppendEvent(nil, sseformat.Event{Type: TokenExpiredEventType, Data: string(data)})); err != nil {
+	if err := w.write(sseformat.AppendEvent(nil, sseformat.Event{ID: id, Type: TokenExpiredEventType, Data: string(data)})); err != nil {
 		return err
 	}
 	return w.flush()

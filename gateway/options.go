@@ -52,7 +52,8 @@ type Options struct {
 	// PublishBurst; 0: no limit. Beyond it, a publish is answered 429 with Retry-After.
 	PublishRate  float64
 	PublishBurst int
-	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client. Empty: none,
+	// the client is the address a request comes from.
 	TrustedProxies []netip.Prefix
 	// Auth checks the tokens of streams and publishes. Nil: no authentication, everything
 	// is open. The Gateway does not close it.

@@ -100,7 +100,12 @@ func FuzzParsePublish(f *testing.F) {
 			return
 		}
 		c.Params = gin.Params{{Key: "topic", Value: "/" + topic}}
-		p, err := g.parsePublish(c)
+		// As the handler does: the topic is checked first, then the rest.
+		err := natsbus.ValidateTopic(topic)
+		var p natsbus.Publication
+		if err == nil {
+			p, err = g.parsePublish(c, topic)
+		}
 		if err != nil {
 			if status, _ := statusOf(err); status < 400 || status >= 500 {
 				t.Fatalf("error %v maps to status %d", err, status)

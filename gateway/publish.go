@@ -30,20 +30,24 @@ type publishResponse struct {
 }
 
 func (g *Gateway) handlePublish(c *gin.Context) {
+	// Who may publish where, and how often, is settled before the body is read.
+	topic := strings.TrimPrefix(c.Param("topic"), "/")
 	gr, err := g.grants(c, publishTokens)
-	if err != nil {
-		g.writeError(c, err)
-		return
-	}
-	p, err := g.parsePublish(c)
 	if err == nil {
-		err = authorizePublish(gr, p.Topic)
+		err = natsbus.ValidateTopic(topic)
+	}
+	if err == nil {
+		err = authorizePublish(gr, topic)
 	}
 	if err == nil {
 		if wait, ok := g.limits.allowPublish(g.limits.client(c.Request, gr)); !ok {
 			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			err = wrapf(errRateLimited, "over %g publishes per second: retry in %s", g.opts.PublishRate, wait.Round(time.Millisecond))
 		}
+	}
+	var p natsbus.Publication
+	if err == nil {
+		p, err = g.parsePublish(c, topic)
 	}
 	if err != nil {
 		g.writeError(c, err)
@@ -75,12 +79,9 @@ func msgID(topic, key string) string {
 	return "h" + hex.EncodeToString(sum[:16])
 }
 
-func (g *Gateway) parsePublish(c *gin.Context) (natsbus.Publication, error) {
-	var p natsbus.Publication
-	p.Topic = strings.TrimPrefix(c.Param("topic"), "/")
-	if err := natsbus.ValidateTopic(p.Topic); err != nil {
-		return p, err
-	}
+// parsePublish reads a publish on topic, a valid topic: its parameters and its body.
+func (g *Gateway) parsePublish(c *gin.Context, topic string) (natsbus.Publication, error) {
+	p := natsbus.Publication{Topic: topic}
 	q := c.Request.URL.Query()
 	if err := checkParams(q, "event", accessTokenParam); err != nil {
 		return p, err

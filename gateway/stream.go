@@ -18,7 +18,7 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 		gr, err = g.grants(c, streamTokens)
 	}
 	if err == nil {
-		err = authorizeStream(gr, r.topics)
+		err = g.authorizeStream(gr, r.topics)
 	}
 	if err != nil {
 		g.writeError(c, err)
@@ -50,6 +50,10 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 	}
 	cursor, gp, err := g.resolveStart(ctx, r)
 	if err != nil {
+		if context.Cause(ctx) == errTokenExpired {
+			g.writeError(c, wrapf(auth.ErrInvalidToken, "the token expired"))
+			return
+		}
 		if ctx.Err() == nil { // else the client left
 			g.log.Warn("stream: cannot resolve start", "err", err)
 			w.comeBackLater(g.opts.Retry, "stream unavailable")

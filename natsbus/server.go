@@ -82,6 +82,8 @@ func (b *Bus) startServer() error {
 			return err
 		}
 		sopts.Accounts = accounts
+		// A CONNECT carries the token: allow as much as an HTTP request's headers.
+		sopts.MaxControlLine = 32 << 10
 		b.auth = newClientAuthenticator(o.ClientAuth, o.SubjectPrefix, b.log)
 		sopts.CustomClientAuthentication = b.auth
 	}

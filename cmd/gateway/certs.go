@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ type certificate struct {
 	log               *slog.Logger
 	current           atomic.Pointer[tls.Certificate]
 	stop, done        chan struct{}
+	closeOnce         sync.Once
 }
 
 // loadCertificate reads the pair and starts watching its files.
@@ -66,6 +68,7 @@ func (c *certificate) watch(seen time.Time) {
 	defer signal.Stop(hup)
 	tick := time.NewTicker(certCheck)
 	defer tick.Stop()
+	var failed time.Time // the files' time when a reload failed
 	for {
 		select {
 		case <-c.stop:
@@ -76,17 +79,23 @@ func (c *certificate) watch(seen time.Time) {
 				continue
 			}
 		}
-		seen = c.modified()
+		m := c.modified()
 		if err := c.reload(); err != nil {
-			c.log.Warn("TLS certificate not reloaded; serving the previous one", "err", err)
+			// Perhaps half written: try again at the next tick, saying so once per change.
+			if !m.Equal(failed) {
+				c.log.Warn("TLS certificate not reloaded; serving the previous one", "err", err)
+				failed = m
+			}
 			continue
 		}
+		seen = m
 		c.log.Info("TLS certificate reloaded", "cert", c.certFile)
 	}
 }
 
-// Close stops watching the files and waits until the watcher has returned.
+// Close stops watching the files and waits until the watcher has returned. It is
+// idempotent.
 func (c *certificate) Close() {
-	close(c.stop)
+	c.closeOnce.Do(func() { close(c.stop) })
 	<-c.done
 }

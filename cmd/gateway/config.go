@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,7 +178,11 @@ func (c config) validate() error {
 	if aopts.Enabled() { // the rules of NATS clients with tokens apply; the check itself is set at start
 		bopts.ClientAuth = func(string) (natsbus.ClientGrants, error) { return natsbus.ClientGrants{}, auth.ErrInvalidToken }
 	}
-	for _, err := range []error{bopts.Validate(), c.gatewayOptions(nil).Validate(), aopts.Validate()} {
+	gopts := c.gatewayOptions(nil)
+	if aopts.Enabled() {
+		gopts.Auth = new(auth.Verifier) // so that the rules of auth apply; the real one is made at start
+	}
+	for _, err := range []error{bopts.Validate(), gopts.Validate(), aopts.Validate()} {
 		for _, e := range unjoin(err) {
 			var oe *natsbus.OptionError
 			switch {
@@ -293,6 +298,9 @@ func (c config) authOptions(log *slog.Logger) (auth.Options, error) {
 		pem, err := os.ReadFile(c.AuthPublicKey)
 		if err != nil {
 			return o, fmt.Errorf("%s_AUTH_PUBLIC_KEY_FILE: %w", envPrefix, err)
+		}
+		if len(bytes.TrimSpace(pem)) == 0 {
+			return o, fmt.Errorf("%s_AUTH_PUBLIC_KEY_FILE: %s is empty", envPrefix, c.AuthPublicKey)
 		}
 		o.PublicKeyPEM = pem
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -68,6 +69,8 @@ func TestSecurityConfigErrors(t *testing.T) {
 		{"h2c over TLS", func(c *config) { c.TLSCertFile, c.TLSKeyFile, c.H2C = "cert.pem", "key.pem", true }, "GATEWAY_H2C"},
 		{"two keys", func(c *config) { c.AuthSecret, c.AuthJWKSURL = secret, "http://127.0.0.1:1/jwks" }, "GATEWAY_AUTH_SECRET"},
 		{"no key file", func(c *config) { c.AuthPublicKey = "/nonexistent/key.pem" }, "GATEWAY_AUTH_PUBLIC_KEY_FILE"},
+		{"empty key file", func(c *config) { c.AuthPublicKey = os.DevNull }, "GATEWAY_AUTH_PUBLIC_KEY_FILE"},
+		{"bad cookie name", func(c *config) { c.AuthSecret, c.AuthCookie = secret, "a b" }, "GATEWAY_AUTH_COOKIE"},
 		{"bad anonymous filter", func(c *config) { c.AuthSecret, c.AuthAnonymous = secret, []string{"a..b"} }, "GATEWAY_AUTH_ANONYMOUS"},
 		{"cluster without route credentials", func(c *config) {
 			c.AuthSecret, c.ServerName = secret, "n1"
