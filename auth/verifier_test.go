@@ -226,7 +226,12 @@ func TestVerifyJWKS(t *testing.T) {
 	if fetches.Load() == before {
 		t.Fatal("the new key was accepted without fetching the JWKS again")
 	}
+	// Another unknown kid right after: refused without asking the endpoint again.
+	before = fetches.Load()
 	refused(t, v, sign(t, jwt.SigningMethodRS256, k2, "k3", c), "")
+	if n := fetches.Load() - before; n != 0 {
+		t.Fatalf("%d more fetches for a second unknown kid within 30 s, want none", n)
+	}
 }
 
 func TestOptionsValidate(t *testing.T) {

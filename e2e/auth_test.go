@@ -103,6 +103,7 @@ func TestAuthHTTP(t *testing.T) {
 			{"filter wider than the grant", "topic=orders.>", bearer(reader), 403, forbidden, "", "orders.>"},
 			{"one filter of two outside", "topic=orders.eu&topic=*.created", bearer(reader), 403, forbidden, "", "*.created"},
 			{"another user's topics", "topic=users.43.>", bearer(reader), 403, forbidden, "", "users.43.>"},
+			{"{sub} of two tokens", "topic=users.4.2.x", bearer(mint(t, "4.2", hour, []string{"users.{sub}.>"}, nil)), 401, unauthorized, invalid, ""},
 			{"anonymous beyond its topics", "topic=orders.eu&topic=public.news", nil, 401, unauthorized, "Bearer", ""},
 			{"expired cookie on an anonymous topic", "topic=public.news", http.Header{"Cookie": {"natsse_token=" + mint(t, "42", time.Now().Add(-time.Minute), nil, nil)}}, 401, unauthorized, invalid, ""},
 			{"invalid cookie, valid query", "topic=orders.eu&access_token=" + url.QueryEscape(reader), http.Header{"Cookie": {"natsse_token=junk"}}, 401, unauthorized, invalid, ""},
@@ -272,5 +273,32 @@ func TestAuthNATS(t *testing.T) {
 	case <-time.After(eventTimeout):
 		short.Close()
 		t.Error("a NATS connection outlived its token")
+	}
+}
+
+// TestAuthOffWarning checks the warning of a gateway without auth: said once at start when
+// it listens beyond this host, not when it listens on loopback only or has auth on.
+func TestAuthOffWarning(t *testing.T) {
+	t.Parallel()
+	warned := func(g *gatewayProc) int {
+		return len(g.log.entries(func(e logEntry) bool {
+			return e["level"] == "WARN" && strings.HasPrefix(e.msg(), "auth is off")
+		}))
+	}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want int
+	}{
+		{"open to the network", []string{"GATEWAY_HTTP_ADDR=0.0.0.0:0"}, 1},
+		{"loopback only", nil, 0},
+		{"auth on", []string{"GATEWAY_HTTP_ADDR=0.0.0.0:0", "GATEWAY_AUTH_SECRET=" + authSecret}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if n := warned(startGateway(t, tc.env...)); n != tc.want {
+				t.Errorf("%d warnings, want %d", n, tc.want)
+			}
+		})
 	}
 }

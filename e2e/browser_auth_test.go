@@ -16,7 +16,8 @@ func TestBrowserTokenRefresh(t *testing.T) {
 	t.Parallel()
 	requireChromium(t)
 	pageSrv := servePage(t)
-	g := startGateway(t, "GATEWAY_AUTH_SECRET="+authSecret, "GATEWAY_CORS_ORIGINS="+pageSrv.URL, "GATEWAY_RETRY=200ms")
+	// A retry long enough to publish while the page is away: it must catch that up.
+	g := startGateway(t, "GATEWAY_AUTH_SECRET="+authSecret, "GATEWAY_CORS_ORIGINS="+pageSrv.URL, "GATEWAY_RETRY=2s")
 	writer := bearer(mint(t, "svc", time.Now().Add(time.Hour), nil, []string{">"}))
 	b := newBrowser(t)
 	p := b.open(t, pageSrv.URL+"/")
@@ -34,6 +35,9 @@ func TestBrowserTokenRefresh(t *testing.T) {
 		t.Fatalf("got %+v, want the event %s then token_expired", evs, before.ID)
 	}
 	after := mustPublish(t, g, "news", "after", writer)
+	if s := src.state(t); s.Opens != 1 {
+		t.Fatalf("the page reconnected before the event was published (%+v): it could arrive live", s)
+	}
 	evs = waitEvents(t, src, 3, eventTimeout)
 	if got := evs[2]; got.Data != "after" || got.LastEventID != after.ID {
 		t.Fatalf("after the refresh: %+v, want %s", evs, after.ID)
@@ -70,5 +74,25 @@ func TestBrowserManyStreamsTLS(t *testing.T) {
 		if evs := waitEvents(t, s, 1, eventTimeout); evs[0].LastEventID != res.ID || !strings.Contains(evs[0].Data, "ten") {
 			t.Fatalf("source %d got %+v, want %s", i, evs, res.ID)
 		}
+	}
+}
+
+// TestBrowserQueryTokenExpires gives a page's EventSource a token in the URL: when it
+// expires, the stream ends with token_expired, the reconnection with the same URL gets 401,
+// and the EventSource stops for good.
+func TestBrowserQueryTokenExpires(t *testing.T) {
+	t.Parallel()
+	requireChromium(t)
+	pageSrv := servePage(t)
+	g := startGateway(t, "GATEWAY_AUTH_SECRET="+authSecret, "GATEWAY_CORS_ORIGINS="+pageSrv.URL, "GATEWAY_RETRY=200ms")
+	b := newBrowser(t)
+	p := b.open(t, pageSrv.URL+"/")
+	short := mint(t, "u", time.Now().Add(time.Second), []string{"news"}, nil)
+	src := p.openSource(t, "news", g.url("/events?topic=news&access_token="+short), []string{"token_expired"})
+	waitOpen(t, src)
+	final := waitState(t, src, 20*time.Second, "the EventSource closed for good", func(s clientState) bool { return s.ReadyState == 2 })
+	evs := src.events(t, 0)
+	if final.Opens != 1 || len(evs) != 1 || evs[0].Type != "token_expired" {
+		t.Fatalf("state %+v, events %+v: want one open, then token_expired, then closed", final, evs)
 	}
 }

@@ -46,3 +46,29 @@ func TestCORS(t *testing.T) {
 		t.Errorf("other origin: Access-Control-Allow-Origin %q", got)
 	}
 }
+
+// TestCORSCredentials checks the answers that let a page of another origin send the
+// gateway's cookie (EventSource withCredentials): a listed origin is echoed with
+// credentials allowed; "*" lets any origin in, but never with credentials.
+func TestCORSCredentials(t *testing.T) {
+	t.Parallel()
+	const listed = "http://app.example:8000"
+	for _, tc := range []struct {
+		name, origins, origin, wantOrigin, wantCredentials string
+	}{
+		{"listed origin", listed, listed, listed, "true"},
+		{"any origin", "*", "http://anyone.example", "*", ""},
+		{"listed among any", "*," + listed, listed, listed, "true"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := startGateway(t, "GATEWAY_CORS_ORIGINS="+tc.origins)
+			s := g.subscribeWith(t, "topic=a", streamOpts{header: http.Header{"Origin": {tc.origin}}})
+			h := s.resp.Header
+			if h.Get("Access-Control-Allow-Origin") != tc.wantOrigin || h.Get("Access-Control-Allow-Credentials") != tc.wantCredentials ||
+				!strings.Contains(strings.Join(h.Values("Vary"), ","), "Origin") {
+				t.Errorf("headers %v: want Allow-Origin %q, Allow-Credentials %q, Vary: Origin", h, tc.wantOrigin, tc.wantCredentials)
+			}
+		})
+	}
+}
