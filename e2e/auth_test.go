@@ -235,6 +235,17 @@ func TestAuthNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	// Another token client subscribed inside its grant gets the event once.
+	peer, err := nats.Connect(g.natsURL, nats.MaxReconnects(0), nats.Token(mint(t, "peer", time.Now().Add(time.Hour), []string{"orders.>"}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	peerGot, err := peer.SubscribeSync("sse.orders.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer.Flush()
 	js, _ := jetstream.New(nc)
 	m := nats.NewMsg("sse.orders.created")
 	m.Header.Set("Sse-Event", "created")
@@ -245,6 +256,12 @@ func TestAuthNATS(t *testing.T) {
 	}
 	if ev := s.next(t); ev.Type != "created" || ev.Data != "from a service" || !strings.HasSuffix(ev.ID, "-"+strconv.FormatUint(ack.Sequence, 10)) {
 		t.Fatalf("stream got %+v for seq %d", ev, ack.Sequence)
+	}
+	if m, err := peerGot.NextMsg(eventTimeout); err != nil || string(m.Data) != "from a service" {
+		t.Fatalf("the other token client: %v %v", m, err)
+	}
+	if m, err := peerGot.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("the other token client got %q twice", m.Data)
 	}
 	for what, try := range map[string]func(){
 		"publish outside the grant":   func() { nc.Publish("sse.users.1", []byte("x")) },
