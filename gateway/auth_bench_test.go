@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,13 +100,18 @@ func BenchmarkStreamFanOut(b *testing.B) {
 					}
 				}
 			}()
+			var wg sync.WaitGroup
 			for _, c := range clients {
-				for i := 0; i < b.N; i++ {
-					if _, ok := <-c.events; !ok {
-						b.Fatalf("a stream ended after %d events", i)
+				wg.Go(func() {
+					for i := 0; i < b.N; i++ {
+						if _, ok := <-c.events; !ok {
+							b.Errorf("a stream ended after %d events", i)
+							return
+						}
 					}
-				}
+				})
 			}
+			wg.Wait()
 			b.ReportMetric(float64(streams)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 		})
 	}
