@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -102,18 +103,39 @@ func TestTLS(t *testing.T) {
 
 	second := writeCert(t, dir, 2)
 	roots.AddCert(second)
-	pollUntil(t, 20*time.Second, "the new certificate served", func() bool {
-		c, err := tls.Dial("tcp", g.httpAddr, &tls.Config{RootCAs: roots})
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64() == 2
-	})
+	pollUntil(t, 20*time.Second, "the new certificate served", func() bool { return servedSerial(g, roots) == 2 })
 	res := g.publish(t, "kept", "", "after the reload")
 	if ev := s.next(t); ev.ID != res.ID {
 		t.Fatalf("the stream opened before the reload got %+v, want %s", ev, res.ID)
 	}
+
+	// Files replaced with their old modification time go unnoticed, until SIGHUP.
+	var mtimes []time.Time
+	for _, f := range []string{"cert.pem", "key.pem"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mtimes = append(mtimes, fi.ModTime())
+	}
+	roots.AddCert(writeCert(t, dir, 3))
+	for i, f := range []string{"cert.pem", "key.pem"} {
+		if err := os.Chtimes(filepath.Join(dir, f), mtimes[i], mtimes[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.signal(t, syscall.SIGHUP)
+	pollUntil(t, 20*time.Second, "the certificate served after SIGHUP", func() bool { return servedSerial(g, roots) == 3 })
+}
+
+// servedSerial is the serial number of the certificate g serves, or 0.
+func servedSerial(g *gatewayProc, roots *x509.CertPool) int64 {
+	c, err := tls.Dial("tcp", g.httpAddr, &tls.Config{RootCAs: roots})
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 }
 
 // TestH2C serves cleartext HTTP/2 to a client with prior knowledge, as a proxy would use it.
