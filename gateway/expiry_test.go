@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"bufio"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,7 +52,13 @@ func testTokenExpiresWhileCatchingUp(t *testing.T, recent int) {
 	}).SignedString(secret)
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.srv.URL+"/events?topic=h&last_event_id=earliest", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	// A small receive buffer, so that the kernel cannot take the whole history for the
+	// slow reader.
+	small := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	client := &http.Client{Transport: &http.Transport{DialContext: small.DialContext}}
+	resp, err := client.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("stream: %v %v", resp, err)
 	}
