@@ -168,25 +168,40 @@ func TestBusReplayStopsOnError(t *testing.T) {
 	}
 }
 
+// TestBusRestartKeepsHistoryAndEpoch restarts a Bus on its store, as it was and with client
+// auth turned on (token clients get an account of their own; the stream stays where it was).
 func TestBusRestartKeepsHistoryAndEpoch(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	b, err := New(testOptions(t, func(o *Options) { o.StoreDir = dir }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish(t, b, "a", "", "1")
-	publish(t, b, "a", "", "2")
-	epoch := b.Epoch()
-	b.Close()
+	for _, tc := range []struct {
+		name    string
+		restart func(*Options)
+	}{
+		{"as it was", func(*Options) {}},
+		{"with client auth", func(o *Options) {
+			o.ClientAuth = func(string) (ClientGrants, error) { return ClientGrants{}, errors.New("none") }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			b, err := New(testOptions(t, func(o *Options) { o.StoreDir = dir }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			publish(t, b, "a", "", "1")
+			publish(t, b, "a", "", "2")
+			epoch := b.Epoch()
+			b.Close()
 
-	b2 := newTestBus(t, func(o *Options) { o.StoreDir = dir })
-	if b2.Epoch() != epoch {
-		t.Fatalf("epoch changed across restart: %d then %d", epoch, b2.Epoch())
-	}
-	first, last, err := b2.State(t.Context())
-	if err != nil || first != 1 || last != 2 {
-		t.Fatalf("state %d..%d, %v; want 1..2", first, last, err)
+			b2 := newTestBus(t, func(o *Options) { o.StoreDir = dir }, tc.restart)
+			if b2.Epoch() != epoch {
+				t.Fatalf("epoch changed across restart: %d then %d", epoch, b2.Epoch())
+			}
+			first, last, err := b2.State(t.Context())
+			if err != nil || first != 1 || last != 2 {
+				t.Fatalf("state %d..%d, %v; want 1..2", first, last, err)
+			}
+		})
 	}
 }
 

@@ -114,26 +114,3 @@ func TestClientAuth(t *testing.T) {
 		t.Fatal("the connection outlived its token")
 	}
 }
-
-// TestClientAuthKeepsHistory turns client auth on for a store written without it: the
-// stream, its events and its epoch are all there.
-func TestClientAuthKeepsHistory(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	b, err := New(testOptions(t, func(o *Options) { o.StoreDir = dir }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish(t, b, "a", "", "1")
-	publish(t, b, "a", "", "2")
-	epoch := b.Epoch()
-	b.Close()
-	b2 := newTestBus(t, func(o *Options) {
-		o.StoreDir = dir
-		o.ClientAuth = func(string) (ClientGrants, error) { return ClientGrants{}, errors.New("none") }
-	})
-	first, last, err := b2.State(t.Context())
-	if err != nil || first != 1 || last != 2 || b2.Epoch() != epoch {
-		t.Fatalf("with auth on: %d..%d, %v, epoch %d (was %d); want the same stream", first, last, err, b2.Epoch(), epoch)
-	}
-}
