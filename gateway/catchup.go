@@ -24,12 +24,17 @@ func (g *Gateway) catchUp(ctx context.Context, s *subscriber, cursor uint64, w *
 				if err := w.writeEvent(ev, s.envelope); err != nil {
 					return err
 				}
+				g.metrics.replayed.Add(1)
 			}
 			return w.flush()
 		}
 		err = g.bus.Replay(ctx, s.filters, cursor, r.replayTo, func(m natsbus.Message) error {
 			ev, _ := newEvent(g.bus.Epoch(), m)
-			return w.writeEvent(ev, s.envelope)
+			if err := w.writeEvent(ev, s.envelope); err != nil {
+				return err
+			}
+			g.metrics.replayed.Add(1)
+			return nil
 		})
 		var trunc *natsbus.TruncatedError
 		if errors.As(err, &trunc) {

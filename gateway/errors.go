@@ -68,10 +68,14 @@ func statusOf(err error) (int, string) {
 	}
 }
 
-// writeError answers err as JSON with its status. Server-side failures are logged here;
-// client mistakes are not (the client is told).
-func (g *Gateway) writeError(c *gin.Context, err error) {
+// writeError answers err as JSON with its status, and returns the error's code. Server-side
+// failures are logged here; client mistakes are not (the client is told). Refused
+// credentials are counted here.
+func (g *Gateway) writeError(c *gin.Context, err error) (code string) {
 	status, code := statusOf(err)
+	if reason := authFailure(err); reason != "" {
+		g.metrics.authFailures.WithLabelValues(reason).Inc()
+	}
 	if status >= 500 {
 		g.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "status", status, "err", err)
 	}
@@ -84,6 +88,20 @@ func (g *Gateway) writeError(c *gin.Context, err error) {
 		c.Header("WWW-Authenticate", "Bearer")
 	}
 	c.AbortWithStatusJSON(status, errorBody{Error: clientMessage(err), Code: code})
+	return code
+}
+
+// authFailure is the reason err refuses credentials, or "".
+func authFailure(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrInvalidToken):
+		return authInvalidToken
+	case errors.Is(err, errNoToken):
+		return authNoToken
+	case errors.Is(err, errForbidden):
+		return authForbidden
+	}
+	return ""
 }
 
 // clientError is an error told to the client as is: msg, of the kind sentinel.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/natsse/natsse/natsbus"
@@ -24,11 +25,12 @@ func reservedType(t string) bool { return t == GapEventType || t == TokenExpired
 // event is one stream message, encoded once. Its frames are shared, read-only, by every
 // connection that receives it.
 type event struct {
-	seq   uint64
-	topic string
-	typ   string
-	data  string
-	frame []byte // the SSE event
+	seq    uint64
+	topic  string
+	typ    string
+	data   string
+	stored time.Time // when the stream stored it
+	frame  []byte    // the SSE event
 
 	envOnce sync.Once
 	env     []byte // the SSE event with the enveloped data, built on first use
@@ -51,7 +53,7 @@ func newEvent(epoch uint64, m natsbus.Message) (ev *event, sanitized bool) {
 	case sseformat.ValidateType(typ) != nil:
 		typ, sanitized = sanitizeType(typ), true
 	}
-	ev = &event{seq: m.Seq, topic: m.Topic, typ: typ, data: data, epoch: epoch}
+	ev = &event{seq: m.Seq, topic: m.Topic, typ: typ, data: data, stored: m.Time, epoch: epoch}
 	ev.frame = ev.encode(data)
 	return ev, sanitized
 }

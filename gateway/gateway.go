@@ -14,14 +14,15 @@ import (
 
 // Gateway is the HTTP side: SSE streams, publishes and health checks.
 type Gateway struct {
-	opts   Options
-	log    *slog.Logger
-	bus    *natsbus.Bus
-	hub    *hub
-	feed   *natsbus.Feed // set once by New; it repairs itself
-	engine *gin.Engine
-	cors   corsPolicy
-	limits *limits
+	opts    Options
+	log     *slog.Logger
+	bus     *natsbus.Bus
+	hub     *hub
+	feed    *natsbus.Feed // set once by New; it repairs itself
+	metrics *metrics
+	engine  *gin.Engine
+	cors    corsPolicy
+	limits  *limits
 
 	mu        sync.Mutex
 	closing   bool
@@ -49,6 +50,7 @@ func New(opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.hub = newHub(g.log, g.bus.Epoch, last, opts.RecentEvents)
+	g.metrics = newMetrics(g)
 	g.feed, err = g.bus.Follow(last, g.hub.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -59,6 +61,10 @@ func New(opts Options) (*Gateway, error) {
 
 // Handler returns the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.engine }
+
+// MetricsHandler serves the gateway's Prometheus metrics, for a listener of their own
+// (see Options.ServeMetrics).
+func (g *Gateway) MetricsHandler() http.Handler { return g.metrics.handler() }
 
 // Stats returns the gateway's counters. It is safe for concurrent use.
 func (g *Gateway) Stats() Stats { return g.hub.stats() }

@@ -88,16 +88,17 @@ func (l *limits) isTrusted(a netip.Addr) bool {
 	return false
 }
 
-// openStream counts a stream of client in, unless a cap is reached; then it says which.
-// release counts it out.
-func (l *limits) openStream(client string) (release func(), refused string) {
+// openStream counts a stream of client in, unless a cap is reached; then refused names the
+// cap (resultMaxStreams or resultMaxPerClient) and why says it for the client. release
+// counts the stream out.
+func (l *limits) openStream(client string) (release func(), refused, why string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case l.maxStreams > 0 && l.streams >= l.maxStreams:
-		return nil, "too many streams on this gateway"
+		return nil, resultMaxStreams, "too many streams on this gateway"
 	case l.perClient > 0 && l.byClient[client] >= l.perClient:
-		return nil, "too many streams from this client"
+		return nil, resultMaxPerClient, "too many streams from this client"
 	}
 	l.streams++
 	l.byClient[client]++
@@ -108,7 +109,7 @@ func (l *limits) openStream(client string) (release func(), refused string) {
 		if l.byClient[client]--; l.byClient[client] <= 0 {
 			delete(l.byClient, client)
 		}
-	}, ""
+	}, "", ""
 }
 
 // allowPublish takes one publish from client's budget, or says how long to wait.

@@ -24,6 +24,7 @@ type gap struct {
 
 // writeGap sends a gap notice whose id is the position the stream continues after.
 func (g *Gateway) writeGap(w *streamWriter, gp *gap, cursor uint64) error {
+	g.metrics.gaps.WithLabelValues(gp.Reason).Inc()
 	gp.ResumeID = position{epoch: g.bus.Epoch(), seq: cursor}.String()
 	data, _ := json.Marshal(gp)
 	w.last = cursor

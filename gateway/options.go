@@ -60,6 +60,9 @@ type Options struct {
 	Auth *auth.Verifier
 	// AuthCookie is the cookie that may carry a stream's token.
 	AuthCookie string
+	// ServeMetrics serves GET /metrics (Prometheus) on Handler. Turn it off to serve
+	// Gateway.MetricsHandler on a listener of its own instead.
+	ServeMetrics bool
 	// CORSOrigins lists the origins ("scheme://host[:port]") allowed to use the gateway
 	// from a browser page on another origin; "*" allows any. Empty: same-origin only.
 	CORSOrigins []string
@@ -85,6 +88,7 @@ func DefaultOptions() Options {
 		MaxStreamsPerClient: 4000,
 		PublishRate:         5000,
 		PublishBurst:        10000,
+		ServeMetrics:        true,
 	}
 }
 

@@ -30,6 +30,7 @@ type publishResponse struct {
 }
 
 func (g *Gateway) handlePublish(c *gin.Context) {
+	began := time.Now()
 	// Who may publish where, and how often, is settled before the body is read.
 	topic := strings.TrimPrefix(c.Param("topic"), "/")
 	gr, err := g.grants(c, publishTokens)
@@ -50,16 +51,18 @@ func (g *Gateway) handlePublish(c *gin.Context) {
 		p, err = g.parsePublish(c, topic)
 	}
 	if err != nil {
-		g.writeError(c, err)
+		g.metrics.publishes.WithLabelValues(g.writeError(c, err)).Inc()
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), g.opts.PublishTimeout)
 	defer cancel()
 	res, err := g.bus.Publish(ctx, p)
 	if err != nil {
-		g.writeError(c, err)
+		g.metrics.publishes.WithLabelValues(g.writeError(c, err)).Inc()
 		return
 	}
+	g.metrics.publishedOK.Inc()
+	g.metrics.publishDuration.Observe(time.Since(began).Seconds())
 	c.JSON(http.StatusOK, publishResponse{
 		ID:        position{epoch: g.bus.Epoch(), seq: res.Seq}.String(),
 		Topic:     p.Topic,

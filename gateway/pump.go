@@ -27,6 +27,7 @@ func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) {
 			if !ok {
 				return
 			}
+			g.metrics.observeLag(ev.stored) // the oldest of what is written before the flush
 			if w.writeEvent(ev, s.envelope) != nil {
 				return
 			}

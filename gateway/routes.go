@@ -22,6 +22,9 @@ func (g *Gateway) routes() *gin.Engine {
 	r.GET("/healthz", g.handleHealth)
 	r.GET("/readyz", g.handleReady)
 	r.GET("/stats", g.handleStats)
+	if g.opts.ServeMetrics {
+		r.GET("/metrics", gin.WrapH(g.metrics.handler()))
+	}
 	r.NoRoute(func(c *gin.Context) {
 		g.writeError(c, wrapf(errNotFound, "no such endpoint: %s %s", c.Request.Method, c.Request.URL.Path))
 	})

@@ -21,22 +21,24 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 		err = g.authorizeStream(gr, r.topics)
 	}
 	if err != nil {
-		g.writeError(c, err)
+		g.metrics.opened.WithLabelValues(g.writeError(c, err)).Inc()
 		return
 	}
 	var expires time.Time
 	if gr != nil && !gr.Anonymous {
 		expires = gr.Expires
 	}
-	w := newStreamWriter(c.Writer, g.opts.WriteTimeout)
+	w := newStreamWriter(c.Writer, g.opts.WriteTimeout, g.metrics)
 	if !g.enter(w) {
+		g.metrics.opened.WithLabelValues(resultShuttingDown).Inc()
 		w.comeBackLater(g.opts.Retry, "shutting down")
 		return
 	}
 	defer g.leave(w)
-	release, refused := g.limits.openStream(g.limits.client(c.Request, gr))
+	release, refused, why := g.limits.openStream(g.limits.client(c.Request, gr))
 	if refused != "" {
-		w.comeBackLater(g.opts.Retry, refused)
+		g.metrics.opened.WithLabelValues(refused).Inc()
+		w.comeBackLater(g.opts.Retry, why)
 		return
 	}
 	defer release()
@@ -51,15 +53,17 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 	cursor, gp, err := g.resolveStart(ctx, r)
 	if err != nil {
 		if context.Cause(ctx) == errTokenExpired {
-			g.writeError(c, wrapf(auth.ErrInvalidToken, "the token expired"))
+			g.metrics.opened.WithLabelValues(g.writeError(c, wrapf(auth.ErrInvalidToken, "the token expired"))).Inc()
 			return
 		}
 		if ctx.Err() == nil { // else the client left
 			g.log.Warn("stream: cannot resolve start", "err", err)
+			g.metrics.opened.WithLabelValues(resultResolveFailed).Inc()
 			w.comeBackLater(g.opts.Retry, "stream unavailable")
 		}
 		return
 	}
+	g.metrics.opened.WithLabelValues(resultOK).Inc()
 	if err := w.start(g.opts.Retry); err != nil {
 		return
 	}

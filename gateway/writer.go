@@ -22,10 +22,13 @@ type streamWriter struct {
 	armed   time.Time  // when the current write deadline was set
 	aborted bool
 	last    uint64 // the sequence of the last event written, or where the stream began
+
+	metrics   *metrics
+	unflushed uint64 // events written since the last flush, counted as delivered by flush
 }
 
-func newStreamWriter(w gin.ResponseWriter, timeout time.Duration) *streamWriter {
-	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: timeout}
+func newStreamWriter(w gin.ResponseWriter, timeout time.Duration, m *metrics) *streamWriter {
+	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: timeout, metrics: m}
 }
 
 func setStreamHeaders(h http.Header) {
@@ -105,13 +108,19 @@ func (w *streamWriter) writeEvent(ev *event, envelope bool) error {
 		return err
 	}
 	w.last = ev.seq
+	w.unflushed++
 	return nil
 }
 
+// flush sends what was written, and counts the events in it as delivered.
 func (w *streamWriter) flush() error {
 	w.arm()
 	if err := w.rc.Flush(); err != nil {
 		return fmt.Errorf("%w: %w", errWrite, err)
+	}
+	if w.unflushed > 0 {
+		w.metrics.deliveries.Add(w.unflushed)
+		w.unflushed = 0
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ type clientAuthenticator struct {
 	clients atomic.Pointer[server.Account] // the server's own instance, set once it runs
 	own     []byte
 	log     *slog.Logger
+	refused atomic.Uint64 // clients refused
 }
 
 func newClientAuthenticator(check ClientAuth, prefix string, log *slog.Logger) *clientAuthenticator {
@@ -95,6 +96,7 @@ func (a *clientAuthenticator) Check(c server.ClientAuthentication) bool {
 		return true
 	}
 	if token == "" {
+		a.refused.Add(1)
 		a.log.Debug("NATS client refused: no token", "addr", c.RemoteAddress())
 		return false
 	}
@@ -104,6 +106,7 @@ func (a *clientAuthenticator) Check(c server.ClientAuthentication) bool {
 	}
 	g, err := a.check(token)
 	if err != nil {
+		a.refused.Add(1)
 		a.log.Debug("NATS client refused", "addr", c.RemoteAddress(), "err", err)
 		return false
 	}
@@ -129,4 +132,13 @@ func (a *clientAuthenticator) permission(topics []string, extra ...string) *serv
 		return &server.SubjectPermission{Deny: []string{">"}}
 	}
 	return &server.SubjectPermission{Allow: allow}
+}
+
+// ClientAuthFailures returns how many NATS clients the embedded server refused for their
+// token (none without Options.ClientAuth).
+func (b *Bus) ClientAuthFailures() uint64 {
+	if b.auth == nil {
+		return 0
+	}
+	return b.auth.refused.Load()
 }

@@ -28,6 +28,7 @@ type app struct {
 	certs   *certificate   // nil without TLS
 	bus     *natsbus.Bus
 	gw      *gateway.Gateway
+	metrics *metricsServer // nil unless GATEWAY_METRICS_ADDR is set
 }
 
 // swapHandler serves with whichever handler was set last.
@@ -53,6 +54,11 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 	a.ln, err = listen(cfg.HTTPAddr, cfg.WriteTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("GATEWAY_HTTP_ADDR: %w", err)
+	}
+	if cfg.MetricsAddr != "" {
+		if a.metrics, err = listenMetrics(cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("GATEWAY_METRICS_ADDR: %w", err)
+		}
 	}
 	a.handler.set(gateway.StartingHandler(cfg.Retry))
 	a.srv = &http.Server{
@@ -111,6 +117,9 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 		return nil, err
 	}
 	a.handler.set(a.gw.Handler())
+	if a.metrics != nil {
+		a.metrics.serve(a.gw.MetricsHandler(), log)
+	}
 	return a, nil
 }
 
@@ -170,7 +179,11 @@ func (a *app) run(ctx context.Context, stop func()) error {
 	if nats == "" {
 		nats = "off"
 	}
-	a.log.Info("gateway started", "http", a.httpAddr(), "nats", nats,
+	metrics := a.httpAddr()
+	if a.metrics != nil {
+		metrics = a.metrics.ln.Addr().String()
+	}
+	a.log.Info("gateway started", "http", a.httpAddr(), "nats", nats, "metrics", metrics,
 		"data_dir", a.cfg.DataDir, "stream", a.cfg.Stream, "subjects", a.cfg.SubjectPrefix+".>",
 		"last_seq", a.gw.Stats().LastSeq)
 
@@ -198,6 +211,11 @@ func (a *app) run(ctx context.Context, stop func()) error {
 			err = serr
 		}
 	}
+	if a.metrics != nil {
+		if merr := a.metrics.close(sctx); merr != nil {
+			a.log.Warn("metrics shutdown", "err", merr)
+		}
+	}
 	a.bus.Close()
 	if a.auth != nil {
 		a.auth.Close()
@@ -222,6 +240,9 @@ func (a *app) teardown() {
 	}
 	if a.certs != nil {
 		a.certs.Close()
+	}
+	if a.metrics != nil {
+		a.metrics.close(context.Background())
 	}
 	if a.srv != nil {
 		a.srv.Close() // closes the listener too

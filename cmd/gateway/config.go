@@ -26,6 +26,7 @@ type config struct {
 	TLSCertFile     string        `envconfig:"TLS_CERT_FILE" desc:"serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate (chain); re-read when it changes or on SIGHUP"`
 	TLSKeyFile      string        `envconfig:"TLS_KEY_FILE" desc:"the PEM private key of GATEWAY_TLS_CERT_FILE"`
 	H2C             bool          `envconfig:"H2C" desc:"serve cleartext HTTP/2 (prior knowledge) besides HTTP/1.1, for a proxy in front"`
+	MetricsAddr     string        `envconfig:"METRICS_ADDR" desc:"serve GET /metrics (Prometheus) on this address only, instead of on the HTTP port"`
 	NATSAddr        string        `envconfig:"NATS_ADDR" desc:"the embedded NATS server's client listener, for microservices; 'off' for none (in-process only)"`
 	DataDir         string        `envconfig:"DATA_DIR" desc:"JetStream storage; locked while the gateway runs"`
 	SubjectPrefix   string        `envconfig:"SUBJECT_PREFIX" desc:"topic 'orders.eu' is NATS subject '<prefix>.orders.eu'; the stream captures '<prefix>.>'"`
@@ -135,7 +136,7 @@ var optionVars = map[string]string{
 	"Secret": "AUTH_SECRET", "PublicKeyPEM": "AUTH_PUBLIC_KEY_FILE", "JWKSURL": "AUTH_JWKS_URL",
 	"Issuer": "AUTH_ISSUER", "Audience": "AUTH_AUDIENCE", "Anonymous": "AUTH_ANONYMOUS", "AuthCookie": "AUTH_COOKIE",
 	"MaxStreams": "MAX_STREAMS", "MaxStreamsPerClient": "MAX_STREAMS_PER_CLIENT", "PublishRate": "PUBLISH_RATE",
-	"PublishBurst": "PUBLISH_BURST", "TrustedProxies": "TRUSTED_PROXIES",
+	"PublishBurst": "PUBLISH_BURST", "TrustedProxies": "TRUSTED_PROXIES", "ServeMetrics": "METRICS_ADDR",
 	"KeepAlive": "KEEPALIVE", "Retry": "RETRY", "BufferSize": "BUFFER_SIZE", "RecentEvents": "RECENT_EVENTS",
 	"MaxEventBytes": "MAX_EVENT_BYTES", "MaxTopics": "MAX_TOPICS", "WriteTimeout": "WRITE_TIMEOUT",
 	"CORSOrigins": "CORS_ORIGINS",
@@ -260,6 +261,7 @@ func (c config) gatewayOptions(log *slog.Logger) gateway.Options {
 		MaxStreamsPerClient: c.MaxStreamsPer,
 		PublishRate:         c.PublishRate,
 		PublishBurst:        c.PublishBurst,
+		ServeMetrics:        c.MetricsAddr == "",
 		TrustedProxies:      proxies,
 		AuthCookie:          c.AuthCookie,
 		CORSOrigins:         c.CORSOrigins,
