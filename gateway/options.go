@@ -66,6 +66,8 @@ type Options struct {
 	// CORSOrigins lists the origins ("scheme://host[:port]") allowed to use the gateway
 	// from a browser page on another origin; "*" allows any. Empty: same-origin only.
 	CORSOrigins []string
+	// UI serves a page to try the gateway from a browser at GET /. False: GET / is 404.
+	UI bool
 }
 
 // DefaultOptions returns the defaults of every option but Bus. The event size limit is
@@ -89,6 +91,7 @@ func DefaultOptions() Options {
 		PublishRate:         5000,
 		PublishBurst:        10000,
 		ServeMetrics:        true,
+		UI:                  true,
 	}
 }
 

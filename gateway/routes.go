@@ -25,6 +25,7 @@ func (g *Gateway) routes() *gin.Engine {
 	if g.opts.ServeMetrics {
 		r.GET("/metrics", gin.WrapH(g.metrics.handler()))
 	}
+	g.routeUI(r)
 	r.NoRoute(func(c *gin.Context) {
 		g.writeError(c, wrapf(errNotFound, "no such endpoint: %s %s", c.Request.Method, c.Request.URL.Path))
 	})
