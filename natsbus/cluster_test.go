@@ -44,6 +44,26 @@ func freePorts(t testing.TB, n int) []int {
 // replicated stream lives in the gateway's account, and every node follows it.
 func TestClusterOfThree(t *testing.T) {
 	t.Parallel()
+	buses := newTestCluster(t)
+	if buses[0].Epoch() != buses[1].Epoch() || buses[1].Epoch() != buses[2].Epoch() {
+		t.Fatalf("epochs differ: %d %d %d", buses[0].Epoch(), buses[1].Epoch(), buses[2].Epoch())
+	}
+	_, got := follow(t, buses[2], 0)
+	seq := publish(t, buses[0], "x", "", "from node 0")
+	select {
+	case m := <-got:
+		if m.Seq != seq || string(m.Data) != "from node 0" {
+			t.Fatalf("node 2 followed %+v, want seq %d", m, seq)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("node 2 did not see node 0's publish")
+	}
+}
+
+// newTestCluster starts three nodes whose NATS clients need tokens (none is accepted), with
+// a stream of three replicas, and closes them at the end of the test.
+func newTestCluster(t *testing.T) []*Bus {
+	t.Helper()
 	ports := freePorts(t, 3)
 	var routes []string
 	for _, p := range ports {
@@ -68,25 +88,17 @@ func TestClusterOfThree(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for i, b := range buses {
-		if errs[i] != nil {
-			t.Fatalf("node %d: %v", i, errs[i])
+	for _, b := range buses {
+		if b != nil {
+			t.Cleanup(func() { b.Close() })
 		}
-		t.Cleanup(func() { b.Close() })
 	}
-	if buses[0].Epoch() != buses[1].Epoch() || buses[1].Epoch() != buses[2].Epoch() {
-		t.Fatalf("epochs differ: %d %d %d", buses[0].Epoch(), buses[1].Epoch(), buses[2].Epoch())
-	}
-	_, got := follow(t, buses[2], 0)
-	seq := publish(t, buses[0], "x", "", "from node 0")
-	select {
-	case m := <-got:
-		if m.Seq != seq || string(m.Data) != "from node 0" {
-			t.Fatalf("node 2 followed %+v, want seq %d", m, seq)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("node 2 did not see node 0's publish")
 	}
+	return buses
 }
 
 // runNATS starts a plain NATS server with JetStream and a leaf node listener, as an

@@ -1,7 +1,7 @@
 // Package natsbus runs the NATS side of the gateway: an embedded nats-server with
 // JetStream (or a connection to an existing deployment), the stream that stores every
-// event, publishing into it, one live feed that follows it, and replays of its history.
-// It knows nothing of HTTP.
+// event, publishing into it, one live feed that follows it, replays of its history, and
+// presence surveys among the gateways that share it. It knows nothing of HTTP.
 //
 // Topics are the gateway's names for subjects: topic "orders.eu" is subject
 // "<prefix>.orders.eu", and the stream captures "<prefix>.>".
@@ -24,5 +24,11 @@
 // not be called again) and then deletes the consumer. Done is closed when the goroutine
 // has ended, by Close or because the Bus's connection closed under it.
 //
-// Close every Feed before its Bus.
+// A Presence owns one goroutine, started by ServePresence, which answers the other
+// gateways' surveys one at a time, calling the PresenceCounter for each; requests that
+// pile up beyond a small queue are dropped. Close stops it and blocks until it has
+// returned; it also returns when the Bus closes. Survey runs on its caller's goroutine: it
+// blocks until every gateway known to listen has answered, or for its wait at most.
+//
+// Close every Feed and Presence before their Bus.
 package natsbus
