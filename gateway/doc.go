@@ -29,11 +29,16 @@
 //     a subscriber's queue is closed exactly once, under it (on a cut, a leave or the
 //     hub's close). The counters behind Stats are atomics; Stats takes the lock only to
 //     read the hub's position.
+//   - The natsbus.Presence's goroutine answers the other gateways' presence surveys with
+//     hub.streamsOn, which counts the matching subscribers under the hub's lock; a GET
+//     /presence counts the same way on its handler's goroutine, then waits for the others'
+//     answers (at most Options.PresenceWait).
 //
 // A stream whose token expires ends at that moment, catching up or live: its handler's
 // context has the token's deadline.
 //
-// New starts the feed; Shutdown ends every stream, waits for their handlers to return
+// New starts the feed and the presence responder; Shutdown stops the responder (blocking
+// until its goroutine is gone), ends every stream, waits for their handlers to return
 // (aborting those whose clients do not read), then closes the feed and blocks until its
 // goroutine is gone. The Gateway does not close the Bus.
 package gateway

@@ -24,6 +24,8 @@ type Gateway struct {
 	cors    corsPolicy
 	limits  *limits
 
+	presence *natsbus.Presence // set once by New: answers the other gateways' surveys
+
 	mu        sync.Mutex
 	closing   bool
 	streams   sync.WaitGroup             // stream handlers running
@@ -55,6 +57,11 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	g.presence, err = g.bus.ServePresence(g.hub.streamsOn)
+	if err != nil {
+		g.feed.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	g.engine = g.routes()
 	return g, nil
 }
@@ -69,13 +76,14 @@ func (g *Gateway) MetricsHandler() http.Handler { return g.metrics.handler() }
 // Stats returns the gateway's counters. It is safe for concurrent use.
 func (g *Gateway) Stats() Stats { return g.hub.stats() }
 
-// Shutdown ends every stream (clients reconnect, elsewhere or later) and waits for their
-// handlers to return. Streams whose clients do not take their last bytes by the time ctx
-// is done are aborted. Then it closes the live feed, which deletes its consumer. New
-// streams are answered with a retry hint and an empty body. Shutdown is idempotent; later
-// calls return at once.
+// Shutdown stops answering the other gateways' presence surveys, ends every stream
+// (clients reconnect, elsewhere or later) and waits for their handlers to return. Streams
+// whose clients do not take their last bytes by the time ctx is done are aborted. Then it
+// closes the live feed, which deletes its consumer. New streams are answered with a retry
+// hint and an empty body. Shutdown is idempotent; later calls return at once.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.closeOnce.Do(func() {
+		g.presence.Close()
 		g.mu.Lock()
 		g.closing = true
 		g.mu.Unlock()

@@ -154,6 +154,32 @@ func (h *hub) position() uint64 {
 	return h.last
 }
 
+// streamsOn returns, for each literal topic, how many streams joined to live events an
+// event on it would reach; a stream whose several filters match counts once. (A stream
+// still catching up from the store counts once it has joined.)
+func (h *hub) streamsOn(topics []string) []uint64 {
+	counts := make([]uint64, len(topics))
+	var seen map[*subscriber]struct{} // the streams of several filters counted for a topic
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, t := range topics {
+		clear(seen)
+		h.subs.Match(t, func(s *subscriber) {
+			if len(s.filters) > 1 {
+				if _, counted := seen[s]; counted {
+					return
+				}
+				if seen == nil {
+					seen = make(map[*subscriber]struct{})
+				}
+				seen[s] = struct{}{}
+			}
+			counts[i]++
+		})
+	}
+	return counts
+}
+
 // stats returns a snapshot of the counters and the position.
 func (h *hub) stats() Stats {
 	return Stats{

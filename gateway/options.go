@@ -68,6 +68,11 @@ type Options struct {
 	CORSOrigins []string
 	// UI serves a page to try the gateway from a browser at GET /. False: GET / is 404.
 	UI bool
+	// PresenceWait bounds the wait of GET /presence for the other gateways' answers. A
+	// gateway that embeds the NATS server of the stream knows how many gateways share it,
+	// and stops waiting once they have all answered; on a leaf node or an external
+	// deployment, every survey waits this long. From 10ms to 10s.
+	PresenceWait time.Duration
 }
 
 // DefaultOptions returns the defaults of every option but Bus. The event size limit is
@@ -92,6 +97,7 @@ func DefaultOptions() Options {
 		PublishBurst:        10000,
 		ServeMetrics:        true,
 		UI:                  true,
+		PresenceWait:        300 * time.Millisecond,
 	}
 }
 
@@ -146,6 +152,9 @@ func (o Options) Validate() error {
 	}
 	if o.Auth != nil && (o.AuthCookie == "" || strings.ContainsAny(o.AuthCookie, " \t;,=\"")) {
 		bad("AuthCookie", "%q: want a cookie name", o.AuthCookie)
+	}
+	if o.PresenceWait < 10*time.Millisecond || o.PresenceWait > 10*time.Second {
+		bad("PresenceWait", "%s: from 10ms to 10s", o.PresenceWait)
 	}
 	if _, err := newCORSPolicy(o.CORSOrigins); err != nil {
 		bad("CORSOrigins", "%s", strings.TrimPrefix(err.Error(), "gateway: "))

@@ -19,6 +19,7 @@ func (g *Gateway) routes() *gin.Engine {
 	r.Use(g.cors.middleware)
 	r.GET("/events", g.handleEvents)
 	r.POST("/publish/*topic", g.handlePublish)
+	r.GET("/presence", g.handlePresence)
 	r.GET("/healthz", g.handleHealth)
 	r.GET("/readyz", g.handleReady)
 	r.GET("/stats", g.handleStats)

@@ -45,6 +45,7 @@ type config struct {
 	WriteTimeout    time.Duration `envconfig:"WRITE_TIMEOUT" desc:"a stream whose client takes no bytes for this long is cut off"`
 	CORSOrigins     []string      `envconfig:"CORS_ORIGINS" desc:"comma-separated origins allowed from browsers on other origins, or '*'"`
 	UI              bool          `envconfig:"UI" desc:"serve a page to try the gateway from a browser at GET /"`
+	PresenceWait    time.Duration `envconfig:"PRESENCE_WAIT" desc:"longest wait of GET /presence for the other gateways' answers (an embedded cluster stops once all have answered); 10ms to 10s"`
 	MaxStreams      int           `envconfig:"MAX_STREAMS" desc:"most open streams on this gateway; 0 for no cap"`
 	MaxStreamsPer   int           `envconfig:"MAX_STREAMS_PER_CLIENT" desc:"most open streams of one client (token sub, else IP); 0 for no cap"`
 	PublishRate     float64       `envconfig:"PUBLISH_RATE" desc:"HTTP publishes per second per client (token sub, else IP); 0 for no limit"`
@@ -101,6 +102,7 @@ func defaultConfig() config {
 		MaxEventBytes:   g.MaxEventBytes,
 		MaxTopics:       g.MaxTopics,
 		WriteTimeout:    g.WriteTimeout,
+		PresenceWait:    g.PresenceWait,
 		AuthCookie:      g.AuthCookie,
 		UI:              g.UI,
 		MaxStreams:      g.MaxStreams,
@@ -141,7 +143,7 @@ var optionVars = map[string]string{
 	"PublishBurst": "PUBLISH_BURST", "TrustedProxies": "TRUSTED_PROXIES", "ServeMetrics": "METRICS_ADDR",
 	"KeepAlive": "KEEPALIVE", "Retry": "RETRY", "BufferSize": "BUFFER_SIZE", "RecentEvents": "RECENT_EVENTS",
 	"MaxEventBytes": "MAX_EVENT_BYTES", "MaxTopics": "MAX_TOPICS", "WriteTimeout": "WRITE_TIMEOUT",
-	"CORSOrigins": "CORS_ORIGINS", "UI": "UI",
+	"CORSOrigins": "CORS_ORIGINS", "UI": "UI", "PresenceWait": "PRESENCE_WAIT",
 }
 
 // validate checks the program's own variables here, and every other one with the package
@@ -268,6 +270,7 @@ func (c config) gatewayOptions(log *slog.Logger) gateway.Options {
 		AuthCookie:          c.AuthCookie,
 		CORSOrigins:         c.CORSOrigins,
 		UI:                  c.UI,
+		PresenceWait:        c.PresenceWait,
 	}
 }
 

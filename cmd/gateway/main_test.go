@@ -54,6 +54,7 @@ func TestConfigErrors(t *testing.T) {
 		{"log level", func(c *config) { c.LogLevel = "loud" }, "GATEWAY_LOG_LEVEL"},
 		{"log format", func(c *config) { c.LogFormat = "xml" }, "GATEWAY_LOG_FORMAT"},
 		{"buffer", func(c *config) { c.BufferSize = 0 }, "GATEWAY_BUFFER_SIZE"},
+		{"presence wait", func(c *config) { c.PresenceWait = time.Minute }, "GATEWAY_PRESENCE_WAIT"},
 		{"two at once", func(c *config) { c.MaxTopics = 0; c.DataDir = "" }, "GATEWAY_DATA_DIR"},
 	}
 	for _, tt := range tests {
@@ -75,7 +76,7 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	}
 	for _, v := range []string{"GATEWAY_HTTP_ADDR", "GATEWAY_NATS_ADDR", "GATEWAY_DATA_DIR", "GATEWAY_SUBJECT_PREFIX",
 		"GATEWAY_HISTORY_MAX_AGE", "GATEWAY_HISTORY_MAX_BYTES", "GATEWAY_HISTORY_MAX_MSGS", "GATEWAY_KEEPALIVE",
-		"GATEWAY_BUFFER_SIZE", "GATEWAY_RETRY", "GATEWAY_CORS_ORIGINS", "GATEWAY_FSYNC"} {
+		"GATEWAY_BUFFER_SIZE", "GATEWAY_RETRY", "GATEWAY_CORS_ORIGINS", "GATEWAY_FSYNC", "GATEWAY_PRESENCE_WAIT"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("usage does not list %s", v)
 		}
