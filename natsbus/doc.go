@@ -1,18 +1,19 @@
 // Package natsbus runs the NATS side of the gateway: an embedded nats-server with
 // JetStream (or a connection to an existing deployment), the stream that stores every
 // event, publishing into it, one live feed that follows it, replays of its history, and
-// presence surveys among the gateways that share it. It knows nothing of HTTP.
+// the newest event of each subject, and presence surveys among the gateways that share it.
+// It knows nothing of HTTP.
 //
 // Topics are the gateway's names for subjects: topic "orders.eu" is subject
 // "<prefix>.orders.eu", and the stream captures "<prefix>.>".
 //
 // # Concurrency
 //
-// A Bus is safe for concurrent use. Publish, Replay, State and Ready block for a NATS round
-// trip (bounded by their context); Replay also waits for one of Options.MaxReplays slots.
-// The Bus starts no goroutine of its own: the embedded server and the NATS connection run
-// theirs, and Close stops them, blocking until the connection has drained and the server
-// has shut down.
+// A Bus is safe for concurrent use. Publish, Replay, Latest, State and Ready block for a NATS
+// round trip (bounded by their context); Replay and Latest also wait for one of
+// Options.MaxReplays slots. The Bus starts no goroutine of its own: the embedded server
+// and the NATS connection run theirs, and Close stops them, blocking until the connection
+// has drained and the server has shut down.
 //
 // A Feed owns exactly one goroutine, started by Follow. It pulls from the Feed's consumer
 // and calls the callback, one message at a time in stream order, each sequence once; the

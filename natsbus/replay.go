@@ -25,7 +25,8 @@ func (e *TruncatedError) Error() string {
 
 // Replay calls fn, in order, for each stored message that matches one of the topic filters
 // and whose sequence s satisfies after < s <= upTo. It stops at the first error fn returns
-// and returns it. At most Options.MaxReplays replays run at once; the others wait.
+// and returns it. At most Options.MaxReplays replays (and Latest reads) run at once; the
+// others wait.
 //
 // When the events right after after were removed by the stream's limits, Replay returns a
 // *TruncatedError before calling fn. Each replay uses a short-lived consumer that is
@@ -34,6 +35,23 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 	if after >= upTo {
 		return nil
 	}
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   after + 1,
+	}
+	return b.withConsumer(ctx, "replay", filters, cfg, func(cons jetstream.Consumer) error {
+		info := cons.CachedInfo()
+		if info.Delivered.Stream > after { // the server moved the start up to the first stored
+			return &TruncatedError{After: after, First: info.Delivered.Stream + 1}
+		}
+		return b.drain(ctx, "replay", cons, upTo, fn)
+	})
+}
+
+// withConsumer takes one of the MaxReplays slots, creates a short-lived consumer of the
+// messages that match filters, delivered as cfg says, calls use with it, and deletes it.
+// what names the read in errors and logs.
+func (b *Bus) withConsumer(ctx context.Context, what string, filters []string, cfg jetstream.ConsumerConfig, use func(jetstream.Consumer) error) error {
 	select {
 	case b.replays <- struct{}{}:
 		defer func() { <-b.replays }()
@@ -46,14 +64,10 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 	for _, f := range ReduceFilters(filters) {
 		subjects = append(subjects, b.Subject(f))
 	}
-	cfg := jetstream.ConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       after + 1,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-		Replicas:          1,
-	}
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.InactiveThreshold = time.Minute
+	cfg.MemoryStorage = true
+	cfg.Replicas = 1
 	if len(subjects) == 1 {
 		cfg.FilterSubject = subjects[0]
 	} else {
@@ -61,21 +75,22 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 	}
 	cons, err := b.stream.CreateConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("%w: replay consumer: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %s consumer: %w", ErrUnavailable, what, err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := b.stream.DeleteConsumer(dctx, cons.CachedInfo().Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			b.log.Warn("replay: delete consumer", "err", err)
+			b.log.Warn(what+": delete consumer", "err", err)
 		}
 	}()
+	return use(cons)
+}
 
-	info := cons.CachedInfo()
-	if info.Delivered.Stream > after { // the server moved the start up to the first stored
-		return &TruncatedError{After: after, First: info.Delivered.Stream + 1}
-	}
-	pending := info.NumPending
+// drain calls fn for each message cons delivers, in order, until it has delivered every
+// message pending when it was created or one whose sequence is past upTo.
+func (b *Bus) drain(ctx context.Context, what string, cons jetstream.Consumer, upTo uint64, fn func(Message) error) error {
+	pending := cons.CachedInfo().NumPending
 	delivered := uint64(0)
 	fetchRetries := 0
 	for pending > 0 {
@@ -84,18 +99,18 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 		}
 		batch, err := b.fetch(ctx, cons, int(min(pending, replayBatch)))
 		if err != nil {
-			return fmt.Errorf("%w: replay fetch: %w", ErrUnavailable, err)
+			return fmt.Errorf("%w: %s fetch: %w", ErrUnavailable, what, err)
 		}
 		got := 0
 		for m := range batch.Messages() {
 			got++
 			md, err := m.Metadata()
 			if err != nil {
-				return fmt.Errorf("natsbus: replay: %w", err)
+				return fmt.Errorf("natsbus: %s: %w", what, err)
 			}
 			delivered++
 			if md.Sequence.Consumer != delivered {
-				return fmt.Errorf("%w: replay lost a message (delivery %d, expected %d)", ErrUnavailable, md.Sequence.Consumer, delivered)
+				return fmt.Errorf("%w: %s lost a message (delivery %d, expected %d)", ErrUnavailable, what, md.Sequence.Consumer, delivered)
 			}
 			pending = md.NumPending
 			if md.Sequence.Stream > upTo {
@@ -106,7 +121,7 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 			}
 		}
 		if err := batch.Error(); err != nil && !(got == 0 && errors.Is(err, nats.ErrNoResponders)) {
-			return fmt.Errorf("%w: replay fetch: %w", ErrUnavailable, err)
+			return fmt.Errorf("%w: %s fetch: %w", ErrUnavailable, what, err)
 		}
 		if got == 0 && fetchRetries < maxFetchRetries {
 			// A consumer just created in a cluster may not answer pulls for a moment.
@@ -119,7 +134,7 @@ func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, 
 			continue
 		}
 		if got == 0 {
-			return fmt.Errorf("%w: replay stalled with %d pending", ErrUnavailable, pending)
+			return fmt.Errorf("%w: %s stalled with %d pending", ErrUnavailable, what, pending)
 		}
 	}
 	return nil
