@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -17,21 +18,23 @@ import (
 
 // TestTokenExpiresWhileCatchingUp opens a stream from the start of a long history with a
 // token about to expire, and reads it slowly: the stream ends with token_expired when the
-// token does, in the middle of catching up, rather than after the whole history.
+// token does, in the middle of catching up, rather than after the whole history. The same
+// holds for a stream that asked for the newest event of each of many topics.
 func TestTokenExpiresWhileCatchingUp(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		recent int
-	}{{"from memory", 4096}, {"from the store", 0}} {
+		latest bool
+	}{{"from memory", 4096, false}, {"from the store", 0, false}, {"newest of each topic", 4096, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			testTokenExpiresWhileCatchingUp(t, tc.recent)
+			testTokenExpiresWhileCatchingUp(t, tc.recent, tc.latest)
 		})
 	}
 }
 
-func testTokenExpiresWhileCatchingUp(t *testing.T, recent int) {
+func testTokenExpiresWhileCatchingUp(t *testing.T, recent int, latest bool) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	v, err := auth.New(auth.Options{Secret: secret})
 	if err != nil {
@@ -41,16 +44,21 @@ func testTokenExpiresWhileCatchingUp(t *testing.T, recent int) {
 	e := newTestEnv(t, func(o *Options) { o.Auth, o.RecentEvents = v, recent }, nil)
 	const events = 3000 // of 4 KiB: far more than the sockets buffer
 	data := []byte(strings.Repeat("x", 4096))
+	// The whole history of topic h, or the newest event of each of topics h.0, h.1, …
+	topic, query := func(int) string { return "h" }, "topic=h&last_event_id=earliest"
+	if latest {
+		topic, query = func(i int) string { return fmt.Sprint("h.", i) }, "topic=h.*&latest=true"
+	}
 	for i := 0; i < events; i++ {
-		if _, err := e.bus.Publish(t.Context(), natsbus.Publication{Topic: "h", Data: data}); err != nil {
+		if _, err := e.bus.Publish(t.Context(), natsbus.Publication{Topic: topic(i), Data: data}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	exp := time.Now().Add(2*time.Second - auth.Leeway) // ends 2 s from now, leeway included
 	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"exp": exp.Unix(), "natsse": map[string]any{"subscribe": []string{"h"}},
+		"exp": exp.Unix(), "natsse": map[string]any{"subscribe": []string{"h", "h.*"}},
 	}).SignedString(secret)
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.srv.URL+"/events?topic=h&last_event_id=earliest", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.srv.URL+"/events?"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	// A small receive buffer, so that the kernel cannot take the whole history for the
 	// slow reader.
@@ -67,7 +75,7 @@ func testTokenExpiresWhileCatchingUp(t *testing.T, recent int) {
 	pace := time.NewTicker(2 * time.Millisecond) // a slow reader: 3000 events take 6 s at least
 	defer pace.Stop()
 	var n int
-	var last sseformat.Event
+	var last, lastData sseformat.Event
 	for {
 		<-pace.C
 		ev, err := dec.Next()
@@ -77,6 +85,7 @@ func testTokenExpiresWhileCatchingUp(t *testing.T, recent int) {
 		last = ev
 		if ev.Type == "" {
 			n++
+			lastData = ev
 		}
 	}
 	if last.Type != TokenExpiredEventType {
@@ -84,6 +93,10 @@ func testTokenExpiresWhileCatchingUp(t *testing.T, recent int) {
 	}
 	if n >= events {
 		t.Fatalf("all %d events were sent, although the token expired while catching up", n)
+	}
+	// The client resumes right after the last event it received.
+	if n > 0 && last.ID != lastData.ID {
+		t.Fatalf("token_expired has id %q, want the last event's %q", last.ID, lastData.ID)
 	}
 	t.Logf("the token expired after %d of %d events", n, events)
 }

@@ -99,6 +99,15 @@ type sseClient struct {
 // subscribe opens GET /events?<query>, with a Last-Event-ID header when lastID is set.
 func (e *testEnv) subscribe(t testing.TB, query, lastID string) *sseClient {
 	t.Helper()
+	c, err := e.trySubscribe(t, query, lastID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// trySubscribe is subscribe for any goroutine: it returns its error.
+func (e *testEnv) trySubscribe(t testing.TB, query, lastID string) (*sseClient, error) {
 	ctx, cancel := context.WithCancel(t.Context())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/events?"+query, nil)
 	if lastID != "" {
@@ -107,13 +116,13 @@ func (e *testEnv) subscribe(t testing.TB, query, lastID string) *sseClient {
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()
-		t.Fatalf("subscribe: %v", err)
+		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		cancel()
-		t.Fatalf("subscribe %s: status %d: %s", query, resp.StatusCode, b)
+		return nil, fmt.Errorf("subscribe %s: status %d: %s", query, resp.StatusCode, b)
 	}
 	c := &sseClient{resp: resp, events: make(chan sseformat.Event, 1024), done: make(chan error, 1), cancel: cancel}
 	go func() {
@@ -129,7 +138,7 @@ func (e *testEnv) subscribe(t testing.TB, query, lastID string) *sseClient {
 		}
 	}()
 	t.Cleanup(c.close)
-	return c
+	return c, nil
 }
 
 func (c *sseClient) close() {

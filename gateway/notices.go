@@ -37,15 +37,22 @@ var errTokenExpired = errors.New("gateway: the stream's token expired")
 // tokenExpired is the data of the reserved "token_expired" event (TokenExpiredEventType),
 // sent last on a stream whose token expired.
 type tokenExpired struct {
-	Message     string `json:"message"`
-	LastEventID string `json:"last_event_id"` // the id the client has reached: it resumes from there
+	Message string `json:"message"`
+	// LastEventID is the id the client has reached: it resumes from there. It is "" when
+	// the client has no position yet (the token expired before the first of the newest
+	// events it asked for): it reconnects as it first did.
+	LastEventID string `json:"last_event_id"`
 }
 
 // writeTokenExpired ends a stream whose token expired. Its id is the position the client
 // has reached (the last event's id, or where the stream began), so that a reconnection
-// resumes exactly there, even on a stream that had no event yet.
+// resumes exactly there, even on a stream that had no event yet. A client without a
+// position gets no id, and reconnects as it first did.
 func (g *Gateway) writeTokenExpired(w *streamWriter) error {
-	id := position{epoch: g.bus.Epoch(), seq: w.last}.String()
+	var id string
+	if !w.unplaced {
+		id = position{epoch: g.bus.Epoch(), seq: w.last}.String()
+	}
 	data, _ := json.Marshal(tokenExpired{
 		Message:     "the token expired: reconnect with a fresh token to resume from last_event_id",
 		LastEventID: id,

@@ -41,6 +41,7 @@ func FuzzParseStream(f *testing.F) {
 		{"topic=a", ""},
 		{"topic=a.*&topic=b.>&envelope=true", "dn0x748fle8c-42"},
 		{"topic=a&last_event_id=earliest", ""},
+		{"topic=a.*&latest=1&envelope=0", ""},
 		{"topics=a", ""},
 		{"topic=a..b", "x"},
 		{"topic=%00&topic=%ff", "1-"},

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"net/url"
+
 	"github.com/gin-gonic/gin"
 	"github.com/natsse/natsse/natsbus"
 )
@@ -11,6 +13,7 @@ type streamRequest struct {
 	lastID   string // "" = live from now; "earliest" = the whole history
 	resume   position
 	envelope bool
+	latest   bool // send the newest event of each topic first; ignored with a resume position
 }
 
 // lastIDEarliest asks for the whole stored history.
@@ -19,7 +22,7 @@ const lastIDEarliest = "earliest"
 func (g *Gateway) parseStream(c *gin.Context) (streamRequest, error) {
 	var r streamRequest
 	q := c.Request.URL.Query()
-	if err := checkParams(q, "topic", "last_event_id", "envelope", accessTokenParam); err != nil {
+	if err := checkParams(q, "topic", "last_event_id", "envelope", "latest", accessTokenParam); err != nil {
 		return r, err
 	}
 	r.topics = q["topic"]
@@ -34,12 +37,12 @@ func (g *Gateway) parseStream(c *gin.Context) (streamRequest, error) {
 			return r, err
 		}
 	}
-	switch q.Get("envelope") {
-	case "", "0", "false":
-	case "1", "true":
-		r.envelope = true
-	default:
-		return r, wrapf(errBadRequest, "envelope=%q: want true or false", truncate(q.Get("envelope"), 32))
+	var err error
+	if r.envelope, err = boolParam(q, "envelope"); err != nil {
+		return r, err
+	}
+	if r.latest, err = boolParam(q, "latest"); err != nil {
+		return r, err
 	}
 	// The header wins: a browser sends it when it reconnects, while the URL still carries
 	// the position it first connected with.
@@ -55,4 +58,16 @@ func (g *Gateway) parseStream(c *gin.Context) (streamRequest, error) {
 		r.resume = p
 	}
 	return r, nil
+}
+
+// boolParam reads the boolean query parameter name: absent, "0" or "false", or "1" or "true".
+func boolParam(q url.Values, name string) (bool, error) {
+	switch v := q.Get(name); v {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	default:
+		return false, wrapf(errBadRequest, "%s=%q: want true or false", name, truncate(v, 32))
+	}
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // handleEvents serves GET /events: it resolves where the client resumes, sends a gap
-// notice if it cannot continue exactly there, catches up and then pumps live events.
+// notice if it cannot continue exactly there (or, when it asked for them, the newest event
+// of each of its topics), catches up and then pumps live events.
 func (g *Gateway) handleEvents(c *gin.Context) {
 	r, err := g.parseStream(c)
 	var gr *auth.Grants
@@ -76,13 +77,19 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 	}
 	s := newSubscriber(r.topics, r.envelope, g.opts.BufferSize)
 	defer g.hub.leave(s)
-	if err := g.catchUp(ctx, s, cursor, w); err != nil {
+	if r.latest && r.lastID == "" { // a resume position wins over latest
+		err = g.sendLatest(ctx, s, cursor, w)
+	}
+	if err == nil {
+		err = g.catchUp(ctx, s, cursor, w)
+	}
+	if err != nil {
 		if context.Cause(ctx) == errTokenExpired {
 			g.writeTokenExpired(w)
 			return
 		}
 		if !errors.Is(err, errHubClosed) && ctx.Err() == nil && !errors.Is(err, errWrite) {
-			g.log.Warn("stream: catch-up failed; the client will resume", "topics", r.topics, "err", err)
+			g.log.Warn("stream: catch-up failed; the client will resume", "topics", r.topics, "latest", r.latest, "err", err)
 		}
 		return
 	}

@@ -367,7 +367,7 @@ func TestNoGoroutineLeaks(t *testing.T) {
 		e := &testEnv{bus: bus, gw: gw}
 		e.srv = httptest.NewServer(gw.Handler())
 		for i := 0; i < 10; i++ {
-			c := e.subscribe(t, "topic=a", "")
+			c := e.subscribe(t, "topic=a&latest="+fmt.Sprint(i%2), "") // every other with the newest first
 			e.publish(t, "a", "", "x")
 			c.next(t)
 			c.close()

@@ -22,6 +22,9 @@ type streamWriter struct {
 	armed   time.Time  // when the current write deadline was set
 	aborted bool
 	last    uint64 // the sequence of the last event written, or where the stream began
+	// unplaced: the client has no position yet (it is waiting for the newest event of each
+	// of its topics); the first event written gives it one.
+	unplaced bool
 
 	metrics   *metrics
 	unflushed uint64 // events written since the last flush, counted as delivered by flush
@@ -107,7 +110,7 @@ func (w *streamWriter) writeEvent(ev *event, envelope bool) error {
 	if err := w.write(ev.frameFor(envelope)); err != nil {
 		return err
 	}
-	w.last = ev.seq
+	w.last, w.unplaced = ev.seq, false
 	w.unflushed++
 	return nil
 }

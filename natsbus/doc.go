@@ -1,6 +1,6 @@
 // Package natsbus runs the NATS side of the gateway: an embedded nats-server with
 // JetStream (or a connection to an existing deployment), the stream that stores every
-// event, publishing into it, one live feed that follows it, replays of its history, and
+// event, publishing into it, one live feed that follows it, replays of its history,
 // the newest event of each subject, and presence surveys among the gateways that share it.
 // It knows nothing of HTTP.
 //

@@ -1,0 +1,29 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/natsse/natsse/natsbus"
+)
+
+// sendLatest writes, in stream order, the newest stored event of each topic that s matches,
+// among the events up to cursor: the hub's position, where catching up goes on from. A topic
+// whose newest event is already past cursor is left to catching up, which sends it (and
+// the topic's other events after cursor), so that no event is lost or sent twice.
+func (g *Gateway) sendLatest(ctx context.Context, s *subscriber, cursor uint64, w *streamWriter) error {
+	w.unplaced = true
+	err := g.bus.Latest(ctx, s.filters, cursor, func(m natsbus.Message) error {
+		ev, _ := newEvent(g.bus.Epoch(), m)
+		if err := w.writeEvent(ev, s.envelope); err != nil {
+			return err
+		}
+		g.metrics.replayed.Add(1)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The client now holds every topic as of cursor.
+	w.last, w.unplaced = cursor, false
+	return w.flush()
+}
