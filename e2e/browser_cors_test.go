@@ -64,6 +64,9 @@ func waitFetched(tb testing.TB, p *page, name string, n int) []sseformat.Event {
 			if err != nil {
 				break
 			}
+			if len(evs) == 0 {
+				ev.Retry = 0 // the stream's retry hint, in the first event's block
+			}
 			evs = append(evs, ev)
 		}
 		switch {

@@ -138,7 +138,7 @@ func checkUnavailable(tb testing.TB, what string, resp *http.Response, body []by
 }
 
 // checkRetryOnly checks an answer to GET /events that tells the client to come
-// back: 200, an event stream, a retry hint and no event.
+// back: 200, an event stream, a retry hint, no event and no blank line.
 func checkRetryOnly(tb testing.TB, what string, resp *http.Response, body []byte) {
 	tb.Helper()
 	if resp.StatusCode != http.StatusOK {
@@ -153,6 +153,9 @@ func checkRetryOnly(tb testing.TB, what string, resp *http.Response, body []byte
 	}
 	if dec.Retry() <= 0 {
 		tb.Errorf("%s: body %q without a retry hint", what, body)
+	}
+	if hasBlankLine(body) {
+		tb.Errorf("%s: body %q ends a block without data: some clients dispatch it as an empty message", what, body)
 	}
 }
 

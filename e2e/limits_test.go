@@ -13,13 +13,20 @@ func forwardedFor(ip string) http.Header {
 }
 
 // expectComeBackLater checks that a stream was refused the way EventSource takes well: 200,
-// a retry hint, and an end without an event.
+// a retry hint, and an end without an event, nor a blank line that would end a block
+// without data (some clients dispatch it as an empty message).
 func expectComeBackLater(tb testing.TB, what string, resp *http.Response, body []byte, why string) {
 	tb.Helper()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "retry: ") ||
-		strings.Contains(string(body), "data:") || !strings.Contains(string(body), why) {
-		tb.Errorf("%s: %d %q, want 200 with a retry hint and %q", what, resp.StatusCode, body, why)
+		strings.Contains(string(body), "data:") || hasBlankLine(body) || !strings.Contains(string(body), why) {
+		tb.Errorf("%s: %d %q, want 200 with a retry hint and %q, and no blank line", what, resp.StatusCode, body, why)
 	}
+}
+
+// hasBlankLine reports whether an SSE body holds a blank line, which ends a block.
+func hasBlankLine(body []byte) bool {
+	s := strings.ReplaceAll(strings.ReplaceAll(string(body), "\r\n", "\n"), "\r", "\n")
+	return strings.HasPrefix(s, "\n") || strings.Contains(s, "\n\n")
 }
 
 // TestStreamCaps fills the per-client and the gateway's stream caps: each refusal is a

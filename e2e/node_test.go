@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -40,7 +41,10 @@ func requireNode(tb testing.TB) (node, dir string) {
 			s.skip = "node not found: install Node.js and npm to run the Node client tests"
 			return
 		}
-		if _, err := os.Stat(filepath.Join(s.dir, "node_modules", "eventsource", "package.json")); err == nil {
+		if installed, err := nodePackagesInstalled(s.dir); err != nil {
+			s.err = err
+			return
+		} else if installed {
 			return
 		}
 		npm, err := exec.LookPath("npm")
@@ -62,8 +66,30 @@ func requireNode(tb testing.TB) (node, dir string) {
 	return s.node, s.dir
 }
 
-// nodeClient is node/sse-client.mjs, an EventSource of the npm eventsource package,
-// running as a subprocess and printing what it receives.
+// nodePackagesInstalled reports whether every dependency in dir's package.json is in
+// dir/node_modules.
+func nodePackagesInstalled(dir string) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err != nil {
+		return false, err
+	}
+	var pkg struct {
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		return false, fmt.Errorf("%s/package.json: %w", dir, err)
+	}
+	for name := range pkg.Dependencies {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", name, "package.json")); err != nil {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// nodeClient is a client script of node/ running as a subprocess and printing what it
+// receives: sse-client.mjs (an EventSource of the npm eventsource package) or
+// fetch-client.mjs (@microsoft/fetch-event-source).
 type nodeClient struct {
 	mu     sync.Mutex
 	evs    []clientEvent
@@ -85,7 +111,6 @@ type nodeLine struct {
 // and types. It is stopped when the test ends.
 func startNodeClient(tb testing.TB, streamURL string, types []string) *nodeClient {
 	tb.Helper()
-	node, dir := requireNode(tb)
 	if len(types) > 0 {
 		esc := make([]string, len(types))
 		for i, t := range types {
@@ -93,9 +118,24 @@ func startNodeClient(tb testing.TB, streamURL string, types []string) *nodeClien
 		}
 		streamURL += "#types=" + strings.Join(esc, ",")
 	}
+	return startNodeScript(tb, "sse-client.mjs", streamURL)
+}
+
+// startFetchClient starts @microsoft/fetch-event-source on streamURL. It dispatches
+// messages of every type, and reconnects (after the server's retry delay, with
+// Last-Event-ID) whenever a stream ends. It is stopped when the test ends.
+func startFetchClient(tb testing.TB, streamURL string) *nodeClient {
+	tb.Helper()
+	return startNodeScript(tb, "fetch-client.mjs", streamURL)
+}
+
+// startNodeScript runs node/<script> on streamURL as a subprocess.
+func startNodeScript(tb testing.TB, script, streamURL string) *nodeClient {
+	tb.Helper()
+	node, dir := requireNode(tb)
 	c := &nodeClient{stderr: newLogLines()}
 	c.st.ReadyState = -1
-	cmd := exec.Command(node, "sse-client.mjs", streamURL)
+	cmd := exec.Command(node, script, streamURL)
 	cmd.Dir = dir
 	cmd.Stderr = c.stderr
 	stdin, err := cmd.StdinPipe()
@@ -123,13 +163,13 @@ func startNodeClient(tb testing.TB, streamURL string, types []string) *nodeClien
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
 			<-exited
-			tb.Errorf("node client still running 10s after its stdin closed; killed")
+			tb.Errorf("node %s still running 10s after its stdin closed; killed", script)
 		}
 		if tb.Failed() {
 			c.mu.Lock()
 			bad := strings.Join(c.bad, "\n")
 			c.mu.Unlock()
-			tb.Logf("node client %s: state %+v\n%s%s", streamURL, c.state(tb), bad, c.stderr.tail(20))
+			tb.Logf("node %s %s: state %+v\n%s%s", script, streamURL, c.state(tb), bad, c.stderr.tail(20))
 		}
 	})
 	return c

@@ -28,6 +28,14 @@ func TestNodeReconnect(t *testing.T) {
 	testReconnect(t, g, func(name, url string) sseClient { return startNodeClient(t, url, nil) })
 }
 
+// TestFetchEventSourceReconnect is TestBrowserReconnect with @microsoft/fetch-event-source.
+func TestFetchEventSourceReconnect(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	g := startGateway(t, "GATEWAY_RETRY=200ms")
+	testReconnect(t, g, func(name, url string) sseClient { return startFetchClient(t, url) })
+}
+
 // testReconnect opens two clients on one topic: one through a proxy that cuts its
 // connections several times mid-stream, one straight to the gateway. A publisher
 // publishes 300 events in bursts meanwhile; then the gateway is stopped and started

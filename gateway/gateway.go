@@ -80,7 +80,7 @@ func (g *Gateway) Stats() Stats { return g.hub.stats() }
 // (clients reconnect, elsewhere or later) and waits for their handlers to return. Streams
 // whose clients do not take their last bytes by the time ctx is done are aborted. Then it
 // closes the live feed, which deletes its consumer. New streams are answered with a retry
-// hint and an empty body. Shutdown is idempotent; later calls return at once.
+// hint and no event. Shutdown is idempotent; later calls return at once.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.closeOnce.Do(func() {
 		g.presence.Close()

@@ -24,7 +24,8 @@ func StartingHandler(retry time.Duration) http.Handler {
 		case "/events":
 			setStreamHeaders(w.Header())
 			w.WriteHeader(http.StatusOK)
-			w.Write(append(sseformat.AppendRetry(sseformat.AppendComment(nil, "starting"), retry), '\n'))
+			// No blank line after the hint: see streamWriter.comeBackLater.
+			w.Write(sseformat.AppendRetry(sseformat.AppendComment(nil, "starting"), retry))
 		default:
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSecs))

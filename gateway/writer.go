@@ -42,27 +42,26 @@ func setStreamHeaders(h http.Header) {
 }
 
 // start sends the headers and the retry hint at once, so that the client sees the stream
-// open without waiting for the first event.
+// open without waiting for the first event. The hint is a line of the first event's block,
+// not a block of its own: a blank line after it would end a block without data, which
+// fetch-based clients and Go clients dispatch as an empty message (browsers do not).
 func (w *streamWriter) start(retry time.Duration) error {
 	setStreamHeaders(w.w.Header())
 	w.w.WriteHeader(http.StatusOK)
 	if err := w.write(sseformat.AppendRetry(nil, retry)); err != nil {
 		return err
 	}
-	if err := w.write([]byte("\n")); err != nil {
-		return err
-	}
 	return w.flush()
 }
 
 // comeBackLater answers 200 with only a retry hint: EventSource reconnects after it,
-// whereas any error status would make it give up for good.
+// whereas any error status would make it give up for good. The body ends without a blank
+// line, so that no client dispatches an empty message.
 func (w *streamWriter) comeBackLater(retry time.Duration, why string) {
 	setStreamHeaders(w.w.Header())
 	w.w.WriteHeader(http.StatusOK)
 	frame := sseformat.AppendComment(nil, why)
-	frame = sseformat.AppendRetry(frame, retry)
-	w.write(append(frame, '\n'))
+	w.write(sseformat.AppendRetry(frame, retry))
 	w.flush()
 }
 
