@@ -48,17 +48,24 @@ func (g *gatewayProc) subscribeFrom(tb testing.TB, query, lastEventID string) *s
 
 func (g *gatewayProc) subscribeWith(tb testing.TB, query string, o streamOpts) *sseStream {
 	tb.Helper()
-	resp, cancel := g.openStream(tb, query, o)
+	return subscribeURL(tb, g.client, g.url("/events?"+query), o)
+}
+
+// subscribeURL opens the stream at streamURL, a gateway's or a proxy's in front of it, with
+// client, and checks that it is an event stream. The stream is closed when the test ends.
+func subscribeURL(tb testing.TB, client *http.Client, streamURL string, o streamOpts) *sseStream {
+	tb.Helper()
+	resp, cancel := openStreamURL(tb, client, streamURL, o)
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		cancel()
-		tb.Fatalf("GET /events?%s: %s: %s", query, resp.Status, body)
+		tb.Fatalf("GET %s: %s: %s", streamURL, resp.Status, body)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream; charset=utf-8" {
 		resp.Body.Close()
 		cancel()
-		tb.Fatalf("GET /events?%s: Content-Type %q", query, ct)
+		tb.Fatalf("GET %s: Content-Type %q", streamURL, ct)
 	}
 	s := &sseStream{
 		resp:   resp,
@@ -83,8 +90,14 @@ func (g *gatewayProc) subscribeWith(tb testing.TB, query string, o streamOpts) *
 // openStream sends GET /events?<query> and returns the response, body unread.
 func (g *gatewayProc) openStream(tb testing.TB, query string, o streamOpts) (*http.Response, context.CancelFunc) {
 	tb.Helper()
+	return openStreamURL(tb, g.client, g.url("/events?"+query), o)
+}
+
+// openStreamURL sends GET streamURL with client and returns the response, body unread.
+func openStreamURL(tb testing.TB, client *http.Client, streamURL string, o streamOpts) (*http.Response, context.CancelFunc) {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(tb.Context())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url("/events?"+query), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, streamURL, nil)
 	if err != nil {
 		cancel()
 		tb.Fatal(err)
@@ -96,10 +109,10 @@ func (g *gatewayProc) openStream(tb testing.TB, query string, o streamOpts) (*ht
 		req.Header.Set("Last-Event-ID", o.lastEventID)
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := g.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
-		tb.Fatalf("GET /events?%s: %v", query, err)
+		tb.Fatalf("GET %s: %v", streamURL, err)
 	}
 	return resp, cancel
 }
