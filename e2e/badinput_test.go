@@ -76,7 +76,8 @@ func TestBadRequests(t *testing.T) {
 		{name: "DELETE events", method: "DELETE", path: "/events?topic=a", status: 405},
 		{name: "PUT healthz", method: "PUT", path: "/healthz", status: 405},
 		{name: "unknown path", method: "GET", path: "/nope", status: 404},
-		{name: "root", method: "GET", path: "/", status: 404},
+		{name: "POST root", method: "POST", path: "/", status: 405},
+		{name: "unknown page file", method: "GET", path: "/ui/nope.js", status: 404},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -323,3 +323,27 @@ func TestUIToken(t *testing.T) {
 	p.waitView(t, eventTimeout, "the event published while away", func(v uiView) bool { return v.has(eventWithID(missed.ID)) })
 	p.screenshot(t, "ui-token.png")
 }
+
+// TestUILatest: with "newest event of each topic" ticked, the page starts with the current
+// value of every matching topic, and then shows new events.
+func TestUILatest(t *testing.T) {
+	t.Parallel()
+	requireChromium(t)
+	g := startGateway(t)
+	g.publish(t, "prices.a", "", "a1")
+	g.publish(t, "prices.b", "", "b1")
+	a2 := g.publish(t, "prices.a", "", "a2")
+	p := newBrowser(t).openUI(t, g.url("/"))
+	p.fill(t, "topics", "prices.*")
+	p.do(t, "tick latest", chromedp.Click(chromedp.ID("latest")))
+	p.click(t, "connect")
+	v := p.waitView(t, eventTimeout, "the newest value of each topic", func(v uiView) bool { return v.Count == 2 })
+	if got, _ := v.entry(kindIs("event")); got.ID != a2.ID || got.Data != "a2" {
+		t.Errorf("newest entry %+v, want a2 (%s)", got, a2.ID)
+	}
+	if v.has(func(e uiEntry) bool { return e.Data == "a1" }) {
+		t.Errorf("the page shows a1, an older value of prices.a")
+	}
+	live := g.publish(t, "prices.b", "", "b2")
+	p.waitView(t, eventTimeout, "a new event after the newest values", func(v uiView) bool { return v.has(eventWithID(live.ID)) })
+}

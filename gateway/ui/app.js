@@ -164,6 +164,8 @@
     q.set("envelope", "true");
     const from = $("from").value.trim();
     if (from) q.set("last_event_id", from);
+    // A reconnection sends Last-Event-ID, which takes precedence: it resumes exactly.
+    if ($("latest").checked) q.set("latest", "true");
     const token = $("token").value.trim();
     if (token) q.set("access_token", token);
     const url = `events?${q}`;
