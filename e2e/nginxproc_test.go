@@ -3,7 +3,6 @@ package e2e
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -123,9 +122,7 @@ func startNginx(tb testing.TB, upstream, readTimeout string) *nginxProc {
 	})
 	// Another process may take the free port before nginx binds it: then try another.
 	for attempt := 1; ; attempt++ {
-		if n.port, err = freePort(); err != nil {
-			tb.Fatal(err)
-		}
+		n.port = freePorts(tb, 1)[0]
 		if err := os.WriteFile(n.confPath(), []byte(n.config(location)), 0o644); err != nil {
 			tb.Fatal(err)
 		}
@@ -137,15 +134,6 @@ func startNginx(tb testing.TB, upstream, readTimeout string) *nginxProc {
 			tb.Fatalf("nginx did not start: %v\n%s", err, n.errorLog(20))
 		}
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (n *nginxProc) confPath() string { return filepath.Join(n.dir, "nginx.conf") }

@@ -28,14 +28,7 @@ func (g *Gateway) catchUp(ctx context.Context, s *subscriber, cursor uint64, w *
 			}
 			return w.flush()
 		}
-		err = g.bus.Replay(ctx, s.filters, cursor, r.replayTo, func(m natsbus.Message) error {
-			ev, _ := newEvent(g.bus.Epoch(), m)
-			if err := w.writeEvent(ev, s.envelope); err != nil {
-				return err
-			}
-			g.metrics.replayed.Add(1)
-			return nil
-		})
+		err = g.bus.Replay(ctx, s.filters, cursor, r.replayTo, g.writeStored(w, s))
 		var trunc *natsbus.TruncatedError
 		if errors.As(err, &trunc) {
 			// Retention removed events while the client was catching up: say so, and go on
@@ -60,5 +53,18 @@ func (g *Gateway) catchUp(ctx context.Context, s *subscriber, cursor uint64, w *
 			return err
 		}
 		cursor = r.replayTo
+	}
+}
+
+// writeStored returns the callback that writes each event read from the stream to s's
+// client, counted as replayed.
+func (g *Gateway) writeStored(w *streamWriter, s *subscriber) func(natsbus.Message) error {
+	return func(m natsbus.Message) error {
+		ev, _ := newEvent(g.bus.Epoch(), m)
+		if err := w.writeEvent(ev, s.envelope); err != nil {
+			return err
+		}
+		g.metrics.replayed.Add(1)
+		return nil
 	}
 }

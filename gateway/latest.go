@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-
-	"github.com/natsse/natsse/natsbus"
 )
 
 // sendLatest writes, in stream order, the newest stored event of each topic that s matches,
@@ -12,14 +10,7 @@ import (
 // the topic's other events after cursor), so that no event is lost or sent twice.
 func (g *Gateway) sendLatest(ctx context.Context, s *subscriber, cursor uint64, w *streamWriter) error {
 	w.unplaced = true
-	err := g.bus.Latest(ctx, s.filters, cursor, func(m natsbus.Message) error {
-		ev, _ := newEvent(g.bus.Epoch(), m)
-		if err := w.writeEvent(ev, s.envelope); err != nil {
-			return err
-		}
-		g.metrics.replayed.Add(1)
-		return nil
-	})
+	err := g.bus.Latest(ctx, s.filters, cursor, g.writeStored(w, s))
 	if err != nil {
 		return err
 	}

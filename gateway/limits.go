@@ -16,8 +16,12 @@ import (
 // have been idle long enough to have a full bucket are dropped.
 const maxPublishers = 10000
 
-// limits caps the open streams, in all and per client, and the rate of HTTP publishes per
-// client. A client is a token's subject, or the address a request comes from. It is safe
+// maxSurveys bounds the presence requests in progress on a gateway: each one makes every
+// gateway sharing the stream count its streams.
+const maxSurveys = 32
+
+// limits caps the open streams, in all and per client, the rate of HTTP publishes per
+// client, and the presence requests in progress. A client is a token's subject, or the address a request comes from. It is safe
 // for concurrent use.
 type limits struct {
 	maxStreams, perClient int
@@ -29,6 +33,8 @@ type limits struct {
 	streams    int
 	byClient   map[string]int
 	publishers map[string]*rate.Limiter
+
+	surveys chan struct{} // a slot per presence request in progress
 }
 
 func newLimits(o Options) *limits {
@@ -36,6 +42,17 @@ func newLimits(o Options) *limits {
 		maxStreams: o.MaxStreams, perClient: o.MaxStreamsPerClient,
 		rate: rate.Limit(o.PublishRate), burst: o.PublishBurst, trusted: o.TrustedProxies,
 		byClient: make(map[string]int), publishers: make(map[string]*rate.Limiter),
+		surveys: make(chan struct{}, maxSurveys),
+	}
+}
+
+// beginSurvey takes a slot for a presence request, unless all are taken. end gives it back.
+func (l *limits) beginSurvey() (end func(), ok bool) {
+	select {
+	case l.surveys <- struct{}{}:
+		return func() { <-l.surveys }, true
+	default:
+		return nil, false
 	}
 }
 

@@ -19,7 +19,8 @@ const (
 	resultShuttingDown  = "shutting_down"
 	resultMaxStreams    = "max_streams"
 	resultMaxPerClient  = "max_streams_per_client"
-	resultResolveFailed = "unavailable"
+	resultResolveFailed = "unavailable" // the stream's state could not be read: as a 503
+	resultClientLeft    = "client_left" // before the stream began
 )
 
 // gapReasons are the reasons of a gap notice.
@@ -39,6 +40,7 @@ const (
 type metrics struct {
 	registry *prometheus.Registry
 
+	open       atomic.Int64  // streams accepted and not yet ended
 	deliveries atomic.Uint64 // events written to streams, live and replayed
 	replayed   atomic.Uint64 // events written while catching up
 
@@ -77,8 +79,7 @@ func newMetrics(g *Gateway) *metrics {
 		"HTTP publishes, by result: ok for an event stored, else the error code answered.", "result",
 		resultOK)
 	m.publishedOK = m.publishes.WithLabelValues(resultOK)
-	m.authFailures = vec("natsse_auth_failures_total",
-		"Requests refused for their credentials, by reason.", "reason",
+	m.authFailures = vec(authFailuresName, authFailuresHelp, "reason",
 		authNoToken, authInvalidToken, authForbidden)
 	m.publishDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "natsse_publish_duration_seconds",
@@ -102,7 +103,7 @@ func newMetrics(g *Gateway) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		build,
 		gauge("natsse_streams_open", "Streams open, catching up or live.",
-			func() float64 { return float64(h.counters.connections.Load()) }),
+			func() float64 { return float64(m.open.Load()) }),
 		gauge("natsse_stream_last_seq", "The stream sequence of the last event the live feed dispatched.",
 			func() float64 { return float64(h.position()) }),
 		counter("natsse_events_dispatched_total", "Events the live feed fanned out, each counted once.",
@@ -140,8 +141,12 @@ type withNATSRefusals struct {
 	refused func() uint64
 }
 
-var natsRefusalsDesc = prometheus.NewDesc("natsse_auth_failures_total",
-	"Requests refused for their credentials, by reason.", []string{"reason"}, nil)
+const (
+	authFailuresName = "natsse_auth_failures_total"
+	authFailuresHelp = "Requests refused for their credentials, by reason."
+)
+
+var natsRefusalsDesc = prometheus.NewDesc(authFailuresName, authFailuresHelp, []string{"reason"}, nil)
 
 func (c *withNATSRefusals) Describe(ch chan<- *prometheus.Desc) { c.vec.Describe(ch) }
 

@@ -34,6 +34,13 @@ func (g *Gateway) handlePresence(c *gin.Context) {
 		g.writeError(c, err)
 		return
 	}
+	end, ok := g.limits.beginSurvey()
+	if !ok {
+		c.Header("Retry-After", "1")
+		g.writeError(c, wrapf(errRateLimited, "%d presence requests in progress on this gateway: retry in a second", maxSurveys))
+		return
+	}
+	defer end()
 	res, err := g.presence.Survey(c.Request.Context(), topics, g.opts.PresenceWait)
 	if err != nil {
 		if c.Request.Context().Err() == nil { // else the client left

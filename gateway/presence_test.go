@@ -182,3 +182,28 @@ func TestPresenceAuth(t *testing.T) {
 		t.Errorf("token in the cookie: %d %+v", a.status, a.err)
 	}
 }
+
+// TestPresenceInProgressCap: beyond maxSurveys requests in progress, a presence request is
+// answered 429 with Retry-After, and served again once a slot is free.
+func TestPresenceInProgressCap(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil, nil)
+	var ends []func()
+	for range maxSurveys {
+		end, ok := e.gw.limits.beginSurvey()
+		if !ok {
+			t.Fatalf("slot %d of %d refused", len(ends)+1, maxSurveys)
+		}
+		ends = append(ends, end)
+	}
+	if a := e.getPresence(t, "topic=rooms.1", ""); a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") != "1" {
+		t.Fatalf("with every slot taken: %d, Retry-After %q; want 429 with Retry-After 1", a.status, a.header.Get("Retry-After"))
+	}
+	ends[0]()
+	if a := e.getPresence(t, "topic=rooms.1", ""); a.status != http.StatusOK {
+		t.Fatalf("with a slot free: %d, want 200", a.status)
+	}
+	for _, end := range ends[1:] {
+		end()
+	}
+}

@@ -27,9 +27,7 @@ func (g *Gateway) routes() *gin.Engine {
 		r.GET("/metrics", gin.WrapH(g.metrics.handler()))
 	}
 	g.routeUI(r)
-	r.NoRoute(func(c *gin.Context) {
-		g.writeError(c, wrapf(errNotFound, "no such endpoint: %s %s", c.Request.Method, c.Request.URL.Path))
-	})
+	r.NoRoute(g.notFound)
 	r.NoMethod(func(c *gin.Context) {
 		g.writeError(c, wrapf(errMethod, "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -67,4 +65,9 @@ func (g *Gateway) limitHeaders(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// notFound answers a path the gateway does not serve.
+func (g *Gateway) notFound(c *gin.Context) {
+	g.writeError(c, wrapf(errNotFound, "no such endpoint: %s %s", c.Request.Method, c.Request.URL.Path))
 }

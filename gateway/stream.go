@@ -57,14 +57,18 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 			g.metrics.opened.WithLabelValues(g.writeError(c, wrapf(auth.ErrInvalidToken, "the token expired"))).Inc()
 			return
 		}
-		if ctx.Err() == nil { // else the client left
-			g.log.Warn("stream: cannot resolve start", "err", err)
-			g.metrics.opened.WithLabelValues(resultResolveFailed).Inc()
-			w.comeBackLater(g.opts.Retry, "stream unavailable")
+		if ctx.Err() != nil {
+			g.metrics.opened.WithLabelValues(resultClientLeft).Inc()
+			return
 		}
+		g.log.Warn("stream: cannot resolve start", "err", err)
+		g.metrics.opened.WithLabelValues(resultResolveFailed).Inc()
+		w.comeBackLater(g.opts.Retry, "stream unavailable")
 		return
 	}
 	g.metrics.opened.WithLabelValues(resultOK).Inc()
+	g.metrics.open.Add(1)
+	defer g.metrics.open.Add(-1)
 	if err := w.start(g.opts.Retry); err != nil {
 		return
 	}

@@ -63,7 +63,7 @@ func (g *Gateway) routeUI(r *gin.Engine) {
 	serve := func(c *gin.Context, name string) {
 		f, ok := files[name]
 		if !ok || f.contentType == "" {
-			g.writeError(c, wrapf(errNotFound, "no such endpoint: %s %s", c.Request.Method, c.Request.URL.Path))
+			g.notFound(c)
 			return
 		}
 		h := c.Writer.Header()

@@ -45,6 +45,9 @@ func (m *metricsServer) close(ctx context.Context) error {
 		return m.ln.Close()
 	}
 	err := m.srv.Shutdown(ctx)
+	if err != nil {
+		m.srv.Close() // a scrape still running past ctx
+	}
 	if serr := <-m.served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}
