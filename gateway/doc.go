@@ -4,9 +4,9 @@
 // One live feed (a natsbus.Feed) per Gateway follows the stream; the hub encodes each
 // event once and hands the same bytes to every connection whose topic filters match,
 // through a bounded queue per connection. Events reach every connection in stream order. A
-// connection whose queue is full is cut off (counted and logged) rather than slowing the
-// feed or anyone else; the client reconnects with its last event id and receives what it
-// missed from the stream's history. Publishers never wait for subscribers.
+// connection whose queue is full is taken off the live path (counted and logged) rather
+// than slowing the feed or anyone else; its handler catches up again from the last event it
+// wrote, at its client's pace, and rejoins. Publishers never wait for subscribers.
 //
 // A stream request is served in four steps, each in its own file, once auth.go and
 // limits.go have let it in: resume.go turns the client's last event id into a position in

@@ -68,7 +68,7 @@ func (h *hub) dispatch(m natsbus.Message) {
 		h.log.Warn("feed: sequences skipped (deleted or expired before delivery)", "from", skippedFrom, "to", ev.seq-1)
 	}
 	for i, c := range h.cutOff {
-		h.log.Info("slow client cut off: its buffer is full; it resumes from its last id",
+		h.log.Info("slow client fell behind: its buffer is full; it catches up from its last event",
 			"topics", c.s.filters, "seq", ev.seq, "cut_total", c.total)
 		h.cutOff[i] = cutOff{}
 	}

@@ -112,7 +112,7 @@ func newMetrics(g *Gateway) *metrics {
 			m.deliveries.Load),
 		counter("natsse_replayed_events_total", "Events written to streams while they caught up (resumes and latest values).",
 			m.replayed.Load),
-		counter("natsse_slow_cuts_total", "Streams cut off because their client did not keep up with their events.",
+		counter("natsse_slow_cuts_total", "Streams that fell behind their buffer and left the live path to catch up.",
 			h.counters.cut.Load),
 		counter("natsse_sanitized_events_total", "Events whose data or type had to be repaired to be sent.",
 			h.counters.sanitized.Load),

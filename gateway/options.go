@@ -24,8 +24,8 @@ type Options struct {
 	// Retry is the reconnection delay sent to clients once per stream; at least 100ms, as
 	// browsers reconnect in a tight loop after a tiny one.
 	Retry time.Duration
-	// BufferSize is the number of events queued per connection before it is cut off as too
-	// slow.
+	// BufferSize is the number of events queued per connection; a connection whose queue is
+	// full leaves the live path and catches up from the stream at its client's pace.
 	BufferSize int
 	// RecentEvents is the number of recent events kept in memory to serve resuming clients
 	// without reading the stream; 0 keeps none.

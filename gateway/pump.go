@@ -6,10 +6,11 @@ import (
 )
 
 // pump writes live events until ctx is done (the client went, or the stream's token
-// expired: then it says so), the queue is closed (the client was too slow, or the Gateway
+// expired: then it says so), the queue is closed (the client fell behind, or the Gateway
 // is closing) or a write fails. It writes whatever is queued, then flushes once; an idle
-// stream gets a keep-alive comment.
-func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) {
+// stream gets a keep-alive comment. It reports whether the stream fell behind: the hub
+// took it off the live path, and it is to catch up from the last event written.
+func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) (fellBehind bool) {
 	keepAlive := time.NewTicker(g.opts.KeepAlive)
 	defer keepAlive.Stop()
 	for {
@@ -25,7 +26,7 @@ func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) {
 			}
 		case ev, ok := <-s.queue:
 			if !ok {
-				return
+				return s.cut && w.flush() == nil
 			}
 			g.metrics.observeLag(ev.stored) // the oldest of what is written before the flush
 			if w.writeEvent(ev, s.envelope) != nil {
@@ -36,8 +37,7 @@ func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) {
 				select {
 				case ev, ok := <-s.queue:
 					if !ok {
-						w.flush()
-						return
+						return s.cut && w.flush() == nil
 					}
 					if w.writeEvent(ev, s.envelope) != nil {
 						return

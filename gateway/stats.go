@@ -6,7 +6,7 @@ import "sync/atomic"
 type Stats struct {
 	Connections int64  `json:"connections"` // open streams
 	Dispatched  uint64 `json:"dispatched"`  // events fanned out by the live feed
-	SlowCut     uint64 `json:"slow_cut"`    // streams cut off because their buffer was full
+	SlowCut     uint64 `json:"slow_cut"`    // streams that fell behind their buffer, to catch up
 	Sanitized   uint64 `json:"sanitized"`   // events whose data or type had to be repaired
 	LastSeq     uint64 `json:"last_seq"`    // the last stream sequence dispatched
 }

@@ -79,23 +79,28 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 			return
 		}
 	}
-	s := newSubscriber(r.topics, r.envelope, g.opts.BufferSize)
-	defer g.hub.leave(s)
 	if r.latest && r.lastID == "" { // a resume position wins over latest
+		s := newSubscriber(r.topics, r.envelope, g.opts.BufferSize)
 		err = g.sendLatest(ctx, s, cursor, w)
+		cursor = w.last
 	}
-	if err == nil {
+	// Catch up, then follow live events. A stream that falls behind its buffer leaves the
+	// live path and catches up again from where its client is, at its client's pace.
+	for err == nil {
+		s := newSubscriber(r.topics, r.envelope, g.opts.BufferSize)
 		err = g.catchUp(ctx, s, cursor, w)
-	}
-	if err != nil {
-		if context.Cause(ctx) == errTokenExpired {
-			g.writeTokenExpired(w)
+		if err == nil && !g.pump(ctx, s, w) {
+			g.hub.leave(s)
 			return
 		}
-		if !errors.Is(err, errHubClosed) && ctx.Err() == nil && !errors.Is(err, errWrite) {
-			g.log.Warn("stream: catch-up failed; the client will resume", "topics", r.topics, "latest", r.latest, "err", err)
-		}
+		g.hub.leave(s)
+		cursor = w.last
+	}
+	if context.Cause(ctx) == errTokenExpired {
+		g.writeTokenExpired(w)
 		return
 	}
-	g.pump(ctx, s, w)
+	if !errors.Is(err, errHubClosed) && ctx.Err() == nil && !errors.Is(err, errWrite) {
+		g.log.Warn("stream: catch-up failed; the client will resume", "topics", r.topics, "latest", r.latest, "err", err)
+	}
 }
