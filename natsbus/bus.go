@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
 )
 
 // Errors returned by the Bus.
@@ -36,6 +37,7 @@ type Bus struct {
 	stream  jetstream.Stream
 	epoch   uint64
 	replays chan struct{}
+	states  singleflight.Group // State's requests in flight
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -219,20 +221,6 @@ func (b *Bus) ClientURL() string {
 		return ""
 	}
 	return b.ns.ClientURL()
-}
-
-// State returns the first and last sequence stored in the stream. An empty stream has
-// first = last+1.
-func (b *Bus) State(ctx context.Context) (first, last uint64, err error) {
-	info, err := b.info(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	first, last = info.State.FirstSeq, info.State.LastSeq
-	if first == 0 {
-		first = last + 1
-	}
-	return first, last, nil
 }
 
 // info asks for the stream's info. A replicated stream without a leader (no quorum) is
