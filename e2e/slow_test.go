@@ -178,3 +178,59 @@ func smallReceiveBuffer() *net.Dialer {
 		return serr
 	}}
 }
+
+// TestSlowClientPastRetention: a client that reads nothing while retention removes events
+// it has not received gets, when it reads again, what it had, a gap naming what retention
+// removed, then every stored event after it and live events: on the same connection.
+func TestSlowClientPastRetention(t *testing.T) {
+	t.Parallel()
+	const events, size, kept = 600, 8 << 10, 50
+	g := startGateway(t, "GATEWAY_BUFFER_SIZE=8", "GATEWAY_RECENT_EVENTS=0",
+		fmt.Sprintf("GATEWAY_HISTORY_MAX_MSGS=%d", kept), "GATEWAY_WRITE_TIMEOUT=2m")
+	slow := dialStream(t, g, "/events?topic=big")
+	var last publishResult
+	for i := range events {
+		last = g.publish(t, "big", "", fmt.Sprintf("%06d:", i)+strings.Repeat("x", size-7))
+	}
+	g.waitLog(t, eventTimeout, `"slow client fell behind"`, func(e logEntry) bool {
+		return strings.Contains(e.msg(), "slow client fell behind")
+	})
+	epoch := epochOf(t, last.ID)
+	dec := sseformat.NewDecoder(slow.resp.Body)
+	var prev uint64
+	gaps := 0
+	for prev < last.Seq {
+		slow.conn.SetReadDeadline(time.Now().Add(eventTimeout))
+		ev, err := dec.Next()
+		if err != nil {
+			t.Fatalf("after sequence %d: the stream ended or stalled: %v", prev, err)
+		}
+		seq, err := seqOf(ev.ID, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == "gap" {
+			gaps++
+			if !strings.Contains(ev.Data, `"reason":"expired"`) || seq < prev {
+				t.Fatalf("gap %s after %d: %s", ev.ID, prev, ev.Data)
+			}
+			prev = seq
+			continue
+		}
+		if seq != prev+1 {
+			t.Fatalf("event %d after %d without a gap between", seq, prev)
+		}
+		if want := fmt.Sprintf("%06d:", seq-1); !strings.HasPrefix(ev.Data, want) {
+			t.Fatalf("event %d: data %.10q, want %q", seq, ev.Data, want)
+		}
+		prev = seq
+	}
+	if gaps != 1 {
+		t.Errorf("%d gap notices, want 1", gaps)
+	}
+	live := g.publish(t, "big", "", "live")
+	slow.conn.SetReadDeadline(time.Now().Add(eventTimeout))
+	if ev, err := dec.Next(); err != nil || ev.ID != live.ID {
+		t.Fatalf("after catching up: %+v %v, want the live event %s", ev, err, live.ID)
+	}
+}
