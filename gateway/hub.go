@@ -90,9 +90,7 @@ func (h *hub) fanOutLocked(ev *event) (skippedFrom uint64, ok bool) {
 			return
 		}
 		s.lastSeq = ev.seq
-		select {
-		case s.queue <- ev:
-		default:
+		if !s.queue.push(ev) {
 			h.cutOff = append(h.cutOff, cutOff{s: s})
 		}
 	})
@@ -209,7 +207,7 @@ func (h *hub) removeLocked(s *subscriber) {
 	}
 	if !s.closed {
 		s.closed = true
-		close(s.queue)
+		s.queue.close()
 	}
 }
 

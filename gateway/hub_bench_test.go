@@ -33,7 +33,10 @@ func BenchmarkHubDispatch(b *testing.B) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						for range s.queue {
+						var batch []*event
+						for closed := false; !closed; {
+							<-s.queue.ready
+							batch, closed = s.queue.take(batch)
 						}
 					}()
 				}

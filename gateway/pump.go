@@ -13,6 +13,7 @@ import (
 func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) (fellBehind bool) {
 	keepAlive := time.NewTicker(g.opts.KeepAlive)
 	defer keepAlive.Stop()
+	var batch []*event
 	for {
 		select {
 		case <-ctx.Done():
@@ -24,30 +25,23 @@ func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) (fel
 			if w.ping() != nil {
 				return
 			}
-		case ev, ok := <-s.queue:
-			if !ok {
-				return s.cut && w.flush() == nil
+		case <-s.queue.ready:
+			// Write whatever is queued, then flush once.
+			var closed bool
+			batch, closed = s.queue.take(batch)
+			if len(batch) > 0 {
+				g.metrics.observeLag(batch[0].stored) // the oldest of the write
 			}
-			g.metrics.observeLag(ev.stored) // the oldest of what is written before the flush
-			if w.writeEvent(ev, s.envelope) != nil {
-				return
-			}
-			// Write whatever else is queued, then flush once.
-			for more := true; more; {
-				select {
-				case ev, ok := <-s.queue:
-					if !ok {
-						return s.cut && w.flush() == nil
-					}
-					if w.writeEvent(ev, s.envelope) != nil {
-						return
-					}
-				default:
-					more = false
+			for _, ev := range batch {
+				if w.writeEvent(ev, s.envelope) != nil {
+					return
 				}
 			}
 			if w.flush() != nil {
 				return
+			}
+			if closed {
+				return s.cut
 			}
 		}
 	}

@@ -3,12 +3,12 @@ package gateway
 import "github.com/natsse/natsse/natsbus"
 
 // subscriber is one SSE connection's registration in the hub. Its fields other than
-// filters and envelope are guarded by the hub's lock; queue is closed exactly once, under
-// that lock.
+// filters, envelope and queue are guarded by the hub's lock; queue is closed exactly once,
+// under that lock, after cut is set.
 type subscriber struct {
 	filters  []string // reduced topic filters
 	envelope bool
-	queue    chan *event
+	queue    *queue
 
 	after   uint64 // live events at or below this sequence were already sent
 	lastSeq uint64 // the last event queued, to queue an event matched by two filters once
@@ -21,7 +21,7 @@ func newSubscriber(filters []string, envelope bool, queueSize int) *subscriber {
 	return &subscriber{
 		filters:  natsbus.ReduceFilters(filters),
 		envelope: envelope,
-		queue:    make(chan *event, queueSize),
+		queue:    newQueue(queueSize),
 	}
 }
 
