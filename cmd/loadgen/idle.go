@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// idle opens the streams, waits until the server holds them all and reports the server's
+// memory per stream: its memory with the streams open less its memory before, divided by
+// their number. Loadgen holds a socket per stream: mind its limit of open files.
+func idle(ctx context.Context, o options, t *target, _ io.Writer) (result, error) {
+	conns, topics := or(o.conns, 10000), or(o.topics, 10)
+	r := result{unit: "KiB/stream"}
+	if o.pid <= 0 {
+		return r, errors.New("idle needs the server's -pid")
+	}
+	base, err := settledOpen(ctx, t)
+	if err != nil {
+		return r, err
+	}
+	before := memory(o.pid)
+	ss := newStreams(t, conns, func(i int) string { return o.topic(i % topics) })
+	stop := runStreams(ctx, ss)
+	defer stop()
+	began := time.Now()
+	if err := waitOpen(ctx, t, base+int64(conns), o.timeout); err != nil {
+		return r, err
+	}
+	opened := time.Since(began)
+	after := memory(o.pid)
+	if before == 0 || after == 0 {
+		return r, errors.New("cannot read the server's memory in /proc")
+	}
+	r.value = float64(after-before) / 1024 / float64(conns)
+	r.ok = true
+	r.note("streams", conns)
+	r.note("opened_in", opened)
+	r.note("mem_before_mib", round1(mib(before)))
+	r.note("mem_after_mib", round1(mib(after)))
+	return r, nil
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/natsse/natsse/gateway"
+	"github.com/natsse/natsse/natsbus"
+)
+
+// tiny returns options that run scenario against url in a second or two.
+func tiny(kind, url, scenario string, pid int) options {
+	return options{
+		url: url, target: kind, scenario: scenario, pid: pid, prefix: "test",
+		conns: 20, events: 300, topics: 3, rate: 200, duration: time.Second, publishers: 4,
+		slowEvery: 4, pause: time.Millisecond, away: 200 * time.Millisecond, timeout: time.Minute,
+	}
+}
+
+var allScenarios = []string{"deliver", "idle", "publish", "replay", "fanout", "storm", "slow"}
+
+// runScenarios runs every scenario against the server at url and checks that each
+// prints one result line that says ok.
+func runScenarios(t *testing.T, kind, url string, pid int) {
+	for _, sc := range allScenarios {
+		t.Run(sc, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(t.Context(), tiny(kind, url, sc, pid), &out)
+			var results []string
+			for _, line := range strings.Split(out.String(), "\n") {
+				if strings.HasPrefix(line, "result ") {
+					results = append(results, line)
+				}
+			}
+			if err != nil || len(results) != 1 {
+				t.Fatalf("run: %v; want one result line, got:\n%s", err, out.String())
+			}
+			for _, want := range []string{"scenario=" + sc + " ", "target=" + kind + " ", " ok=true "} {
+				if !strings.Contains(results[0], want) {
+					t.Errorf("result line lacks %q: %s", want, results[0])
+				}
+			}
+		})
+	}
+}
+
+func TestScenariosAgainstGateway(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	bopts := natsbus.DefaultOptions()
+	bopts.StoreDir = t.TempDir()
+	bus, err := natsbus.New(bopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	opts := gateway.DefaultOptions()
+	opts.Bus = bus
+	opts.MaxStreams, opts.MaxStreamsPerClient, opts.PublishRate = 0, 0, 0
+	// Small enough for the slow scenario's streams to be cut.
+	opts.BufferSize = 16
+	gw, err := gateway.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw.Handler())
+	defer srv.Close()
+	defer gw.Close()
+	runScenarios(t, natsse, srv.URL, os.Getpid())
+}
+
+// TestScenariosAgainstNchan runs nginx with nchan.conf; it is skipped without nginx and
+// Debian's libnginx-mod-nchan.
+func TestScenariosAgainstNchan(t *testing.T) {
+	const module = "/usr/lib/nginx/modules/ngx_nchan_module.so"
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		bin = "/usr/sbin/nginx"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Skip("no nginx")
+	}
+	if _, err := os.Stat(module); err != nil {
+		t.Skip("no nchan module (Debian: libnginx-mod-nchan)")
+	}
+	url, pid := startNchan(t, bin, module)
+	runScenarios(t, nchan, url, pid)
+}
+
+// startNchan runs nginx with nchan.conf on a free port until the test ends, and returns
+// its URL and process id.
+func startNchan(t *testing.T, bin, module string) (string, int) {
+	conf, err := os.ReadFile("nchan.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		text := strings.NewReplacer("@MODULE@", module, "@DIR@", dir, "@PORT@", fmt.Sprint(port)).Replace(string(conf))
+		if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() {
+			cmd.Wait()
+			close(exited)
+		}()
+		t.Cleanup(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-exited
+			}
+		})
+		url := fmt.Sprintf("http://127.0.0.1:%d", port)
+		up := waitUntil(t.Context(), 10*time.Second, func() bool {
+			select {
+			case <-exited:
+				return true
+			default:
+			}
+			resp, err := http.Get(url + "/nchan_status")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			if attempt < 3 && bytes.Contains(log, []byte("Address already in use")) {
+				continue
+			}
+			t.Fatalf("nginx exited: %s\n%s", out.String(), log)
+		default:
+		}
+		if !up {
+			t.Fatal("nginx did not answer GET /nchan_status within 10s")
+		}
+		return url, cmd.Process.Pid
+	}
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
