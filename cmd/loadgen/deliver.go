@@ -61,7 +61,10 @@ func deliver(ctx context.Context, o options, t *target, out io.Writer) (result, 
 	r.value = float64(delivered) / o.duration.Seconds()
 	r.ok = tl.ok() && failed == 0
 	r.note("streams", conns)
+	r.note("target_rate", rate)
 	r.note("published", published)
+	r.note("publish_p50", pct(pubLat, 50))
+	r.note("publish_p99", pct(pubLat, 99))
 	r.note("delivery_p50", pct(tl.latencies, 50))
 	r.note("delivery_p99", pct(tl.latencies, 99))
 	tl.note(&r)

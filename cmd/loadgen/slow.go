@@ -45,7 +45,6 @@ func slow(ctx context.Context, o options, t *target, _ io.Writer) (result, error
 	began := time.Now()
 	p.run(ctx, pace{workers: workers, count: events, topic: func(int64) string { return topic }})
 	published := time.Since(began)
-	burstMem := memory(o.pid) // with the slow streams' backlog
 	acked, failed, firstErr, _ := p.outcome()
 	want := int64(acked)
 	have := func(ss []*stream) func() bool {
@@ -69,9 +68,6 @@ func slow(ctx context.Context, o options, t *target, _ io.Writer) (result, error
 	r.note("slow_cut", slowTally.cutStreams)
 	r.note("fast_cut", fastTally.cutStreams)
 	r.note("ends", tl.ends)
-	if burstMem > 0 {
-		r.note("mem_after_burst_mib", round1(mib(burstMem)))
-	}
 	if t.kind == natsse {
 		r.note("server_slow_cuts", cutAfter-cutBefore)
 	}
