@@ -23,13 +23,13 @@ NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=$(mktemp -d)
-OUT=${OUT:-$work/results.txt}
+OUT=${OUT:-$(mktemp -t loadgen-compare.XXXXXX)}
 gw_pid= nginx_pid=
 
 cleanup() {
 	[ -n "$gw_pid" ] && kill -TERM "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null || true
 	[ -n "$nginx_pid" ] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
-	rm -rf "$work/data"
+	rm -rf "$work"
 }
 trap cleanup EXIT
 
