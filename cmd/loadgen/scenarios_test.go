@@ -88,10 +88,10 @@ func TestScenariosAgainstNchan(t *testing.T) {
 		bin = "/usr/sbin/nginx"
 	}
 	if _, err := os.Stat(bin); err != nil {
-		t.Skip("no nginx")
+		skipOrFail(t, "no nginx")
 	}
 	if _, err := os.Stat(module); err != nil {
-		t.Skip("no nchan module (Debian: libnginx-mod-nchan)")
+		skipOrFail(t, "no nchan module (Debian: libnginx-mod-nchan)")
 	}
 	url, pid := startNchan(t, bin, module)
 	runScenarios(t, nchan, url, pid)
@@ -169,4 +169,14 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// skipOrFail skips the test for a missing program, except under CI=true, where every test
+// must run.
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s: CI=true requires it (.ci/run installs it)", why)
+	}
+	t.Skip(why)
 }
