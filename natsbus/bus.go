@@ -38,6 +38,9 @@ type Bus struct {
 	epoch   uint64
 	replays chan struct{}
 	states  singleflight.Group // State's requests in flight
+	// resends: the stream can lose its leader with a publish unacknowledged (it is
+	// clustered, or elsewhere), so Publish sends an unanswered attempt again.
+	resends bool
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -58,6 +61,7 @@ func New(opts Options) (*Bus, error) {
 		replays:  make(chan struct{}, opts.MaxReplays),
 		closed:   make(chan struct{}),
 		ncClosed: make(chan struct{}),
+		resends:  !opts.embedsJetStream() || opts.Cluster.enabled(),
 	}
 	if opts.embedsJetStream() {
 		lock, err := lockDir(opts.StoreDir)
@@ -103,11 +107,19 @@ func (b *Bus) start() error {
 		return fmt.Errorf("natsbus: connect to NATS: %w", err)
 	}
 	b.nc = nc
+	ackTimeout := abandonedAfter
+	if b.resends {
+		ackTimeout = attemptTimeout
+	}
+	jsOpts := []jetstream.JetStreamOpt{
+		jetstream.WithPublishAsyncMaxPending(maxPublishesInFlight),
+		jetstream.WithPublishAsyncTimeout(ackTimeout),
+	}
 	var js jetstream.JetStream
 	if b.opts.JetStreamDomain != "" {
-		js, err = jetstream.NewWithDomain(nc, b.opts.JetStreamDomain)
+		js, err = jetstream.NewWithDomain(nc, b.opts.JetStreamDomain, jsOpts...)
 	} else {
-		js, err = jetstream.New(nc)
+		js, err = jetstream.New(nc, jsOpts...)
 	}
 	if err != nil {
 		return fmt.Errorf("natsbus: jetstream: %w", err)

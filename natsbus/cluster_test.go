@@ -65,10 +65,6 @@ func TestClusterOfThree(t *testing.T) {
 func newTestCluster(t *testing.T) []*Bus {
 	t.Helper()
 	ports := freePorts(t, 3)
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
 	buses := make([]*Bus, 3)
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -76,15 +72,7 @@ func newTestCluster(t *testing.T) []*Bus {
 		wg.Add(1)
 		go func() { // the nodes wait for each other: start them together
 			defer wg.Done()
-			buses[i], errs[i] = New(testOptions(t, func(o *Options) {
-				o.ServerName = fmt.Sprintf("n%d", i)
-				o.ClientAddr = "127.0.0.1:0"
-				o.Cluster = ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes,
-					User: "route", Password: "route-password"}
-				o.ClientAuth = func(string) (ClientGrants, error) { return ClientGrants{}, errors.New("no client here") }
-				o.Replicas = 3
-				o.StartTimeout = time.Minute
-			}))
+			buses[i], errs[i] = New(testOptions(t, clusterNode(i, ports)))
 		}()
 	}
 	wg.Wait()
@@ -99,6 +87,25 @@ func newTestCluster(t *testing.T) []*Bus {
 		}
 	}
 	return buses
+}
+
+// clusterNode sets the options of node i of the three-node cluster whose route ports are
+// ports: named n<i>, its NATS clients need tokens (none is accepted), and the stream has
+// three replicas.
+func clusterNode(i int, ports []int) func(*Options) {
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	return func(o *Options) {
+		o.ServerName = fmt.Sprintf("n%d", i)
+		o.ClientAddr = "127.0.0.1:0"
+		o.Cluster = ClusterOptions{Name: "test", Addr: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes,
+			User: "route", Password: "route-password"}
+		o.ClientAuth = func(string) (ClientGrants, error) { return ClientGrants{}, errors.New("no client here") }
+		o.Replicas = 3
+		o.StartTimeout = time.Minute
+	}
 }
 
 // runNATS starts a plain NATS server with JetStream and a leaf node listener, as an

@@ -11,9 +11,12 @@
 //
 // A Bus is safe for concurrent use. Publish, Replay, Latest, State and Ready block for a NATS
 // round trip (bounded by their context); Replay and Latest also wait for one of
-// Options.MaxReplays slots. The Bus starts no goroutine of its own: the embedded server
-// and the NATS connection run theirs, and Close stops them, blocking until the connection
-// has drained and the server has shut down.
+// Options.MaxReplays slots. Concurrent Publishes are pipelined on the connection, each
+// answered by its own acknowledgement; a Publish whose stream is without a leader for a
+// moment sends its publication again until it is stored or its context ends, and Close
+// ends the waiting ones at once. The Bus starts no goroutine of its own: the embedded
+// server and the NATS connection run theirs, and Close stops them, blocking until the
+// connection has drained and the server has shut down.
 //
 // A Feed owns exactly one goroutine, started by Follow. It pulls from the Feed's consumer
 // and calls the callback, one message at a time in stream order, each sequence once; the
