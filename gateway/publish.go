@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -21,7 +22,7 @@ import (
 // HeaderIdempotencyKey makes a retried HTTP publish store its event once.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
-// publishResponse answers a publish.
+// publishResponse is the answer to a publish, as appendPublished writes it.
 type publishResponse struct {
 	ID        string `json:"id"`        // the SSE id the event carries
 	Topic     string `json:"topic"`     // the topic it was published on
@@ -40,7 +41,7 @@ func (g *Gateway) handlePublish(c *gin.Context) {
 	if err == nil {
 		err = authorizePublish(gr, topic)
 	}
-	if err == nil {
+	if err == nil && g.limits.rate > 0 {
 		if wait, ok := g.limits.allowPublish(g.limits.client(c.Request, gr)); !ok {
 			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			err = wrapf(errRateLimited, "over %g publishes per second: retry in %s", g.opts.PublishRate, wait.Round(time.Millisecond))
@@ -63,12 +64,39 @@ func (g *Gateway) handlePublish(c *gin.Context) {
 	}
 	g.metrics.publishedOK.Inc()
 	g.metrics.publishDuration.Observe(time.Since(began).Seconds())
-	c.JSON(http.StatusOK, publishResponse{
-		ID:        position{epoch: g.bus.Epoch(), seq: res.Seq}.String(),
-		Topic:     p.Topic,
-		Seq:       res.Seq,
-		Duplicate: res.Duplicate,
-	})
+	c.Writer.Header()["Content-Type"] = jsonContentType
+	c.Status(http.StatusOK)
+	_, _ = c.Writer.Write(appendPublished(make([]byte, 0, 96+len(p.Topic)), g.bus.Epoch(), p.Topic, res))
+}
+
+// jsonContentType is the Content-Type of a JSON answer.
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// appendPublished appends the publishResponse of res, on topic in the stream of epoch, as
+// JSON.
+func appendPublished(dst []byte, epoch uint64, topic string, res natsbus.PublishResult) []byte {
+	dst = append(dst, `{"id":"`...)
+	dst = appendID(dst, position{epoch: epoch, seq: res.Seq})
+	dst = append(dst, `","topic":`...)
+	dst = appendJSONString(dst, topic)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, res.Seq, 10)
+	dst = append(dst, `,"duplicate":`...)
+	dst = strconv.AppendBool(dst, res.Duplicate)
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // msgID is the stream's deduplication id of an HTTP publish with an Idempotency-Key: the
@@ -85,11 +113,13 @@ func msgID(topic, key string) string {
 // parsePublish reads a publish on topic, a valid topic: its parameters and its body.
 func (g *Gateway) parsePublish(c *gin.Context, topic string) (natsbus.Publication, error) {
 	p := natsbus.Publication{Topic: topic}
-	q := c.Request.URL.Query()
-	if err := checkParams(q, "event", accessTokenParam); err != nil {
-		return p, err
+	if c.Request.URL.RawQuery != "" {
+		q := c.Request.URL.Query()
+		if err := checkParams(q, "event", accessTokenParam); err != nil {
+			return p, err
+		}
+		p.Type = q.Get("event")
 	}
-	p.Type = q.Get("event")
 	if err := sseformat.ValidateType(p.Type); err != nil {
 		return p, err
 	}
@@ -101,21 +131,46 @@ func (g *Gateway) parsePublish(c *gin.Context, topic string) (natsbus.Publicatio
 		return p, wrapf(errBadRequest, "%s header: at most 256 bytes on one line", HeaderIdempotencyKey)
 	}
 	p.MsgID = msgID(p.Topic, key)
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, int64(g.opts.MaxEventBytes)))
+	body, err := readBody(c, g.opts.MaxEventBytes)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return p, wrapf(errTooLarge, "body over %d bytes", g.opts.MaxEventBytes)
-		}
-		return p, wrapf(errBadRequest, "reading body: %v", err)
+		return p, err
 	}
 	if !utf8.Valid(body) {
 		return p, wrapf(sseformat.ErrInvalidData, "body is not valid UTF-8 text")
 	}
 	p.Data = body
-	size := sseformat.EncodedLen(sseformat.Event{ID: strings.Repeat("0", maxIDLen), Type: p.Type, Data: string(body)})
+	size := sseformat.EncodedLen(sseformat.Event{ID: longestID, Type: p.Type, Data: string(body)})
 	if size > g.opts.MaxEventBytes {
 		return p, wrapf(errTooLarge, "the encoded event would be %d bytes, over the limit of %d (each line of data costs 7 bytes more)", size, g.opts.MaxEventBytes)
 	}
 	return p, nil
+}
+
+// longestID is as long as the longest SSE id the gateway issues.
+var longestID = strings.Repeat("0", maxIDLen)
+
+// readBody reads a request body of at most limit bytes: into a buffer of its announced
+// length, or growing one when the length is not announced.
+func readBody(c *gin.Context, limit int) ([]byte, error) {
+	r := c.Request
+	tooLarge := func() error { return wrapf(errTooLarge, "body over %d bytes", limit) }
+	switch {
+	case r.ContentLength > int64(limit):
+		return nil, tooLarge()
+	case r.ContentLength >= 0:
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, wrapf(errBadRequest, "reading body: %v", err)
+		}
+		return body, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, r.Body, int64(limit)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge()
+		}
+		return nil, wrapf(errBadRequest, "reading body: %v", err)
+	}
+	return body, nil
 }
