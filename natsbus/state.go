@@ -9,8 +9,12 @@ import (
 // it cannot end with any one caller's context.
 const stateTimeout = 10 * time.Second
 
-// streamState is the first and last sequence stored in the stream.
-type streamState struct{ first, last uint64 }
+// streamState is the first and last sequence stored in the stream, and when the request
+// that read them was sent.
+type streamState struct {
+	first, last uint64
+	asked       time.Time
+}
 
 // State returns the first and last sequence stored in the stream. An empty stream has
 // first = last+1.
@@ -18,18 +22,33 @@ type streamState struct{ first, last uint64 }
 // Concurrent calls share one request to the stream, so that a storm of resuming clients
 // costs a few round trips rather than one each. The answer may therefore have been read a
 // moment before the call began: a caller that needs a state read after some event it knows
-// of calls again, and the second answer is read after the first.
+// of calls again, and the second answer is read after the first. A failure is never
+// taken from a request sent before the call began (the stream may have recovered since):
+// the call then asks again.
 // The shared request runs on a goroutine of its own, which ends within stateTimeout, at
 // once when the Bus closes.
 func (b *Bus) State(ctx context.Context) (first, last uint64, err error) {
+	began := time.Now()
+	for {
+		s, err := b.sharedState(ctx)
+		if err != nil && s.asked.Before(began) && ctx.Err() == nil {
+			continue
+		}
+		return s.first, s.last, err
+	}
+}
+
+// sharedState returns the state read by the request in flight, or by a new one.
+func (b *Bus) sharedState(ctx context.Context) (streamState, error) {
 	ch := b.states.DoChan("state", func() (any, error) {
+		s := streamState{asked: time.Now()}
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		defer cancel()
 		info, err := b.info(ctx)
 		if err != nil {
-			return streamState{}, err
+			return s, err
 		}
-		s := streamState{first: info.State.FirstSeq, last: info.State.LastSeq}
+		s.first, s.last = info.State.FirstSeq, info.State.LastSeq
 		if s.first == 0 {
 			s.first = s.last + 1
 		}
@@ -37,11 +56,10 @@ func (b *Bus) State(ctx context.Context) (first, last uint64, err error) {
 	})
 	select {
 	case r := <-ch:
-		s := r.Val.(streamState)
-		return s.first, s.last, r.Err
+		return r.Val.(streamState), r.Err
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return streamState{}, ctx.Err()
 	case <-b.closed:
-		return 0, 0, ErrClosed
+		return streamState{}, ErrClosed
 	}
 }
