@@ -11,11 +11,6 @@ func (g *Gateway) resolveStart(ctx context.Context, r streamRequest) (uint64, *g
 	// Ask the stream, even when the ring holds the events: a resume must see the same
 	// history, with the same gaps, on every gateway.
 	first, last, err := g.bus.State(ctx)
-	if err == nil && r.resume.seq > last {
-		// The state may be a moment older than the client's id, which another gateway may
-		// have just served: ask for a state read after it before calling the id ahead.
-		first, last, err = g.bus.State(ctx)
-	}
 	if err != nil {
 		return 0, nil, err
 	}

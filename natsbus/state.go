@@ -20,25 +20,23 @@ type streamState struct {
 // first = last+1.
 //
 // Concurrent calls share one request to the stream, so that a storm of resuming clients
-// costs a few round trips rather than one each. The answer may therefore have been read a
-// moment before the call began: a caller that needs a state read after some event it knows
-// of calls again, and the second answer is read after the first. A failure is never
-// taken from a request sent before the call began (the stream may have recovered since):
-// the call then asks again.
-// The shared request runs on a goroutine of its own, which ends within stateTimeout, at
-// once when the Bus closes.
+// costs a few round trips rather than one each. Every answer is read by a request sent
+// after the call began: a call that finds a request already in flight waits for it, then
+// shares the next one. The shared request runs on a goroutine of its own, which ends
+// within stateTimeout, at once when the Bus closes.
 func (b *Bus) State(ctx context.Context) (first, last uint64, err error) {
 	began := time.Now()
 	for {
 		s, err := b.sharedState(ctx)
-		if err != nil && s.asked.Before(began) && ctx.Err() == nil {
-			continue
+		if !s.asked.IsZero() && s.asked.Before(began) {
+			continue // sent before this call: the next request is sent after it
 		}
 		return s.first, s.last, err
 	}
 }
 
-// sharedState returns the state read by the request in flight, or by a new one.
+// sharedState returns the state read by the request in flight, or by a new one; asked is
+// zero when the call ended before the request did.
 func (b *Bus) sharedState(ctx context.Context) (streamState, error) {
 	ch := b.states.DoChan("state", func() (any, error) {
 		s := streamState{asked: time.Now()}
