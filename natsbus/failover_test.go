@@ -14,35 +14,45 @@ import (
 	"time"
 )
 
-// nodeProcessEnv carries the route ports and store of the cluster node that
-// TestClusterNodeProcess runs.
+// nodeProcessEnv carries the route ports and store of the cluster node that a test binary
+// runs instead of its tests (see TestMain).
 const nodeProcessEnv = "NATSBUS_TEST_NODE_PROCESS"
 
-// nodeProcess is what TestClusterNodeProcess needs to run a node.
+// nodeProcess is what runNodeProcess needs to run a node.
 type nodeProcess struct {
 	Node     int
 	Ports    []int
 	StoreDir string
 }
 
-// TestClusterNodeProcess runs a cluster node in a process of its own, for a test to kill:
-// it prints "ready" once the node serves, and runs until its standard input closes.
-func TestClusterNodeProcess(t *testing.T) {
-	spec := os.Getenv(nodeProcessEnv)
-	if spec == "" {
-		t.Skip("a cluster node for another test to start and kill")
+// TestMain runs a cluster node instead of the tests when startNodeProcess asks for one.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(nodeProcessEnv); spec != "" {
+		os.Exit(runNodeProcess(spec))
 	}
+	os.Exit(m.Run())
+}
+
+// runNodeProcess runs the cluster node spec describes, for a test to kill: it prints
+// "ready" once the node serves, and runs until its standard input closes.
+func runNodeProcess(spec string) int {
 	var np nodeProcess
 	if err := json.Unmarshal([]byte(spec), &np); err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "node process:", err)
+		return 2
 	}
-	b, err := New(testOptions(t, func(o *Options) { o.StoreDir = np.StoreDir }, clusterNode(np.Node, np.Ports)))
+	o := DefaultOptions()
+	o.StoreDir = np.StoreDir
+	clusterNode(np.Node, np.Ports)(&o)
+	b, err := New(o)
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "node process:", err)
+		return 1
 	}
 	defer b.Close()
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
+	return 0
 }
 
 // startNodeProcess starts node i of the cluster of ports in a process of its own, and
@@ -50,7 +60,7 @@ func TestClusterNodeProcess(t *testing.T) {
 func startNodeProcess(t *testing.T, i int, ports []int) *exec.Cmd {
 	t.Helper()
 	spec, _ := json.Marshal(nodeProcess{Node: i, Ports: ports, StoreDir: t.TempDir()})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestClusterNodeProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), nodeProcessEnv+"="+string(spec))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe() // the node ends when it closes, should this process die
