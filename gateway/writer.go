@@ -116,13 +116,14 @@ func (w *streamWriter) writeEvent(ev *event, envelope bool) error {
 
 // flush sends what was written, and counts the events in it as delivered.
 func (w *streamWriter) flush() error {
-	w.arm()
-	if err := w.rc.Flush(); err != nil {
-		return fmt.Errorf("%w: %w", errWrite, err)
-	}
+	// Counted before the bytes leave, so that the count never lags what a client has seen.
 	if w.unflushed > 0 {
 		w.metrics.deliveries.Add(w.unflushed)
 		w.unflushed = 0
+	}
+	w.arm()
+	if err := w.rc.Flush(); err != nil {
+		return fmt.Errorf("%w: %w", errWrite, err)
 	}
 	return nil
 }
