@@ -57,11 +57,11 @@ func (g *Gateway) catchUp(ctx context.Context, s *subscriber, cursor uint64, w *
 }
 
 // writeStored returns the callback that writes each event read from the stream to s's
-// client, counted as replayed.
+// client, counted as replayed. The events go out in batches (see streamWriter).
 func (g *Gateway) writeStored(w *streamWriter, s *subscriber) func(natsbus.Message) error {
+	epoch := g.bus.Epoch()
 	return func(m natsbus.Message) error {
-		ev, _ := newEvent(g.bus.Epoch(), m)
-		if err := w.writeEvent(ev, s.envelope); err != nil {
+		if _, err := w.writeStored(epoch, m, s.envelope); err != nil {
 			return err
 		}
 		g.metrics.replayed.Add(1)

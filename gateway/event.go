@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/natsse/natsse/natsbus"
 	"github.com/natsse/natsse/sseformat"
@@ -42,20 +43,37 @@ type event struct {
 // characters replaced the same way, and the reserved type "gap" is dropped (the event goes
 // out as a plain message). sanitized reports whether any of that happened.
 func newEvent(epoch uint64, m natsbus.Message) (ev *event, sanitized bool) {
-	data := string(m.Data)
+	data, typ, sanitized := outgoing(m)
+	ev = &event{seq: m.Seq, topic: m.Topic, typ: typ, data: data, stored: m.Time, epoch: epoch}
+	ev.frame = ev.encode(data)
+	return ev, sanitized
+}
+
+// appendStored appends to dst the frame that newEvent(epoch, m).frameFor(envelope) holds,
+// without building the event: what a replay writes. sanitized is newEvent's.
+func appendStored(dst []byte, epoch uint64, m natsbus.Message, envelope bool) (_ []byte, sanitized bool) {
+	data, typ, sanitized := outgoing(m)
+	if envelope {
+		data = envelopeData(m.Topic, typ, data)
+	}
+	return appendFrame(dst, position{epoch: epoch, seq: m.Seq}, typ, data), sanitized
+}
+
+// outgoing returns m's data and type as they are sent: see newEvent. The data shares m's
+// bytes when it needs no repair (a Message's Data is never modified).
+func outgoing(m natsbus.Message) (data, typ string, sanitized bool) {
+	data = unsafe.String(unsafe.SliceData(m.Data), len(m.Data))
 	if !utf8.ValidString(data) {
 		data, sanitized = strings.ToValidUTF8(data, "\uFFFD"), true
 	}
-	typ := m.Type
+	typ = m.Type
 	switch {
 	case reservedType(typ): // only the gateway sends its notices
 		typ, sanitized = "", true
 	case sseformat.ValidateType(typ) != nil:
 		typ, sanitized = sanitizeType(typ), true
 	}
-	ev = &event{seq: m.Seq, topic: m.Topic, typ: typ, data: data, stored: m.Time, epoch: epoch}
-	ev.frame = ev.encode(data)
-	return ev, sanitized
+	return data, typ, sanitized
 }
 
 func sanitizeType(t string) string {
@@ -69,13 +87,19 @@ func sanitizeType(t string) string {
 }
 
 func (e *event) encode(data string) []byte {
-	var idBuf [40]byte
-	se := sseformat.Event{
-		ID:   string(appendID(idBuf[:0], position{epoch: e.epoch, seq: e.seq})),
-		Type: e.typ,
-		Data: data,
-	}
-	return sseformat.AppendEvent(make([]byte, 0, sseformat.EncodedLen(se)), se)
+	p := position{epoch: e.epoch, seq: e.seq}
+	var idBuf [maxIDLen]byte
+	n := len("id: \n") + len(appendID(idBuf[:0], p)) + sseformat.EncodedLen(sseformat.Event{Type: e.typ, Data: data})
+	return appendFrame(make([]byte, 0, n), p, e.typ, data)
+}
+
+// appendFrame appends the SSE event with id p, type typ and data: what sseformat.AppendEvent
+// writes, with the id written in place.
+func appendFrame(dst []byte, p position, typ, data string) []byte {
+	dst = append(dst, "id: "...)
+	dst = appendID(dst, p)
+	dst = append(dst, '\n')
+	return sseformat.AppendEvent(dst, sseformat.Event{Type: typ, Data: data})
 }
 
 // envelope is the data of an event sent to a connection that asked for envelopes.
@@ -88,11 +112,14 @@ type envelope struct {
 // envelopeFrame returns the event with its data wrapped in a JSON envelope that names the
 // topic. It is built once, on first use.
 func (e *event) envelopeFrame() []byte {
-	e.envOnce.Do(func() {
-		b, _ := json.Marshal(envelope{Topic: e.topic, Type: e.typ, Data: e.data})
-		e.env = e.encode(string(b))
-	})
+	e.envOnce.Do(func() { e.env = e.encode(envelopeData(e.topic, e.typ, e.data)) })
 	return e.env
+}
+
+// envelopeData returns the data of an enveloped event.
+func envelopeData(topic, typ, data string) string {
+	b, _ := json.Marshal(envelope{Topic: topic, Type: typ, Data: data})
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func (e *event) frameFor(envelope bool) []byte {

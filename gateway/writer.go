@@ -8,12 +8,23 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/natsse/natsse/natsbus"
 	"github.com/natsse/natsse/sseformat"
 )
 
 var errWrite = errors.New("gateway: write to client failed")
 
-// streamWriter writes an SSE response, with a deadline on every write.
+// writeBatch is how many bytes of frames a stream gathers before it sends them: frames go
+// out when the stream flushes, or in pieces of this size, so that a long catch-up costs one
+// write per piece rather than one per event, and never waits whole in memory.
+const writeBatch = 64 << 10
+
+// batches recycles the buffers that gather frames: a stream holds one only between its
+// first frame and the next flush, so an idle stream holds none.
+var batches = sync.Pool{New: func() any { return new([writeBatch]byte) }}
+
+// streamWriter writes an SSE response, with a deadline on every write. Frames are gathered
+// and sent when it flushes (or once they fill a batch); until then, a write cannot fail.
 type streamWriter struct {
 	w       gin.ResponseWriter
 	rc      *http.ResponseController
@@ -28,6 +39,8 @@ type streamWriter struct {
 
 	metrics   *metrics
 	unflushed uint64 // events written since the last flush, counted as delivered by flush
+	batch     *[writeBatch]byte
+	gathered  []byte // the frames not sent yet, in batch
 }
 
 func newStreamWriter(w gin.ResponseWriter, timeout time.Duration, m *metrics) *streamWriter {
@@ -96,7 +109,63 @@ func (w *streamWriter) arm() {
 	}
 }
 
+// write gathers b, sending what was gathered first when b would not fit in the batch. A
+// frame as large as a batch is sent at once, without being copied.
 func (w *streamWriter) write(b []byte) error {
+	if len(w.gathered) > 0 && len(w.gathered)+len(b) > writeBatch {
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
+	if len(b) >= writeBatch {
+		return w.send(b)
+	}
+	w.takeBatch()
+	w.gathered = append(w.gathered, b...)
+	return nil
+}
+
+// writeEvent writes ev, enveloped or not, and remembers its sequence.
+func (w *streamWriter) writeEvent(ev *event, envelope bool) error {
+	// Placed first: a frame as large as a batch leaves at once, and is counted before it does.
+	w.placed(ev.seq)
+	return w.write(ev.frameFor(envelope))
+}
+
+// writeStored writes m, read from the stream, as newEvent would encode it but straight
+// into the batch, and remembers its sequence. It reports whether m had to be sanitized.
+func (w *streamWriter) writeStored(epoch uint64, m natsbus.Message, envelope bool) (sanitized bool, err error) {
+	// The frame is a little longer than its data and type; one that turns out longer than
+	// the batch has room for (many lines, an envelope) just grows it, once.
+	if len(w.gathered) > 0 && len(w.gathered)+len(m.Data)+len(m.Type)+2*maxIDLen > writeBatch {
+		if err := w.flush(); err != nil {
+			return false, err
+		}
+	}
+	w.takeBatch()
+	w.gathered, sanitized = appendStored(w.gathered, epoch, m, envelope)
+	w.placed(m.Seq)
+	if len(w.gathered) >= writeBatch {
+		return sanitized, w.flush()
+	}
+	return sanitized, nil
+}
+
+func (w *streamWriter) takeBatch() {
+	if w.batch == nil {
+		w.batch = batches.Get().(*[writeBatch]byte)
+		w.gathered = w.batch[:0]
+	}
+}
+
+// placed records that the event seq was written.
+func (w *streamWriter) placed(seq uint64) {
+	w.last, w.unplaced = seq, false
+	w.unflushed++
+}
+
+// send writes b to the response.
+func (w *streamWriter) send(b []byte) error {
 	w.arm()
 	if _, err := w.w.Write(b); err != nil {
 		return fmt.Errorf("%w: %w", errWrite, err)
@@ -104,22 +173,20 @@ func (w *streamWriter) write(b []byte) error {
 	return nil
 }
 
-// writeEvent writes ev, enveloped or not, and remembers its sequence.
-func (w *streamWriter) writeEvent(ev *event, envelope bool) error {
-	if err := w.write(ev.frameFor(envelope)); err != nil {
-		return err
-	}
-	w.last, w.unplaced = ev.seq, false
-	w.unflushed++
-	return nil
-}
-
-// flush sends what was written, and counts the events in it as delivered.
+// flush sends what was gathered, and counts the events in it as delivered.
 func (w *streamWriter) flush() error {
 	// Counted before the bytes leave, so that the count never lags what a client has seen.
 	if w.unflushed > 0 {
 		w.metrics.deliveries.Add(w.unflushed)
 		w.unflushed = 0
+	}
+	if w.batch != nil {
+		err := w.send(w.gathered)
+		batches.Put(w.batch)
+		w.batch, w.gathered = nil, nil
+		if err != nil {
+			return err
+		}
 	}
 	w.arm()
 	if err := w.rc.Flush(); err != nil {
