@@ -108,6 +108,9 @@ func benchmarkFeed(b *testing.B, publishers, total, readers, topics int) {
 	if cut := e.gw.Stats().SlowCut; cut > 0 {
 		b.Logf("%d readers cut off as too slow", cut)
 	}
+	if n := e.gw.feed.Restarts(); n > 0 {
+		b.Logf("the live feed repaired itself %d times", n)
+	}
 	b.ReportMetric(median(stored), "stored/s")
 	b.ReportMetric(median(dispatched), "dispatched/s")
 	b.ReportMetric(median(delivered), "received/s")

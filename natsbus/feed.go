@@ -26,6 +26,12 @@ const (
 	// feedCreateWait bounds one attempt to create a consumer while repairing: in a cluster
 	// that lost a node, a request can go unanswered, and the next attempt may succeed.
 	feedCreateWait = 3 * time.Second
+	// feedWindow and feedWindowBytes bound what the Feed's consumer sends ahead of what
+	// the Feed has delivered (see puller). While publishers keep the stream busy, the
+	// server sends the consumer's messages only between batches of stores: a window
+	// smaller than such a batch leaves the Feed behind the stream until they stop.
+	feedWindow      = 65536
+	feedWindowBytes = 8 << 20
 )
 
 // errFeedStalled reports a consumer that stopped delivering what the stream holds.
@@ -184,23 +190,24 @@ func (f *Feed) deleteConsumer(cons jetstream.Consumer, wait time.Duration) error
 // consume delivers what cons pulls until ctx is done or cons stalls, and says why it
 // stopped.
 func (f *Feed) consume(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(
-		jetstream.PullHeartbeat(feedHeartbeat),
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.WithMessagesErrOnMissingHeartbeat(true),
-	)
+	p, err := f.b.pull(cons, pullOptions{
+		window:    feedWindow,
+		maxBytes:  feedWindowBytes,
+		heartbeat: feedHeartbeat,
+		expires:   5 * time.Second,
+	})
 	if err != nil {
 		return err
 	}
-	defer it.Stop()
+	defer p.stop()
 	var delivered uint64 // the consumer's own sequence: a hole means a lost delivery
 	suspect := 0
 	for {
 		period, cancel := context.WithTimeout(ctx, feedCheck)
 		got := 0
 		for {
-			m, err := it.Next(jetstream.NextContext(period))
-			if err != nil {
+			m, md, err := p.next(period)
+			if err != nil && m == nil {
 				cancel()
 				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 					break // a quiet period
@@ -208,23 +215,22 @@ func (f *Feed) consume(ctx context.Context, cons jetstream.Consumer) error {
 				return err
 			}
 			got++
-			md, err := m.Metadata()
 			if err != nil {
 				// Take it as the next delivery: what it held is skipped, and the hub says so.
-				f.b.log.Error("live feed: unreadable message", "subject", m.Subject(), "err", err)
+				f.b.log.Error("live feed: unreadable message", "subject", m.Subject, "err", err)
 				delivered++
 				continue
 			}
-			if md.Sequence.Consumer != delivered+1 {
+			if md.consumerSeq != delivered+1 {
 				cancel()
-				return fmt.Errorf("%w: delivery %d after %d", errFeedStalled, md.Sequence.Consumer, delivered)
+				return fmt.Errorf("%w: delivery %d after %d", errFeedStalled, md.consumerSeq, delivered)
 			}
-			delivered = md.Sequence.Consumer
-			if md.Sequence.Stream <= f.last.Load() {
+			delivered = md.consumerSeq
+			if md.streamSeq <= f.last.Load() {
 				continue
 			}
 			f.fn(f.b.message(m, md))
-			f.last.Store(md.Sequence.Stream)
+			f.last.Store(md.streamSeq)
 		}
 		if got > 0 {
 			suspect = 0

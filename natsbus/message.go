@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 )
 
 // HeaderEvent is the NATS header that carries an event's SSE type.
@@ -19,14 +19,14 @@ type Message struct {
 	Time  time.Time // when the stream stored it
 }
 
-// message is m, whose metadata is md, as a Message.
-func (b *Bus) message(m jetstream.Msg, md *jetstream.MsgMetadata) Message {
+// message is m, whose reply subject says md, as a Message.
+func (b *Bus) message(m *nats.Msg, md ackMeta) Message {
 	return Message{
-		Seq:   md.Sequence.Stream,
-		Topic: b.topicOf(m.Subject()),
-		Type:  m.Headers().Get(HeaderEvent),
-		Data:  m.Data(),
-		Time:  md.Timestamp,
+		Seq:   md.streamSeq,
+		Topic: b.topicOf(m.Subject),
+		Type:  m.Header.Get(HeaderEvent),
+		Data:  m.Data,
+		Time:  md.stored,
 	}
 }
 

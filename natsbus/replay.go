@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 const (
-	replayBatch     = 256
-	maxFetchRetries = 100 // of 20ms: how long a new consumer may take to answer pulls
+	// replayWindow and replayWindowBytes bound what a replay's consumer sends ahead of
+	// what the replay has handled (see puller): enough to keep the server busy while the
+	// client is written to, little enough for Options.MaxReplays of them at once.
+	replayWindow      = 4096
+	replayWindowBytes = 4 << 20
 )
 
 // TruncatedError reports that a replay could not start where it was asked to: the stream's
@@ -91,66 +93,37 @@ func (b *Bus) withConsumer(ctx context.Context, what string, filters []string, c
 // message pending when it was created or one whose sequence is past upTo.
 func (b *Bus) drain(ctx context.Context, what string, cons jetstream.Consumer, upTo uint64, fn func(Message) error) error {
 	pending := cons.CachedInfo().NumPending
-	delivered := uint64(0)
-	fetchRetries := 0
-	for pending > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		batch, err := b.fetch(ctx, cons, int(min(pending, replayBatch)))
+	if pending == 0 {
+		return nil
+	}
+	p, err := b.pull(cons, pullOptions{
+		window:    int(min(pending, replayWindow)),
+		maxBytes:  replayWindowBytes,
+		heartbeat: 2 * time.Second, // silent for 4s: stalled
+		expires:   10 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	for delivered := uint64(1); pending > 0; delivered++ {
+		m, md, err := p.next(ctx)
 		if err != nil {
-			return fmt.Errorf("%w: %s fetch: %w", ErrUnavailable, what, err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			md, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("natsbus: %s: %w", what, err)
-			}
-			delivered++
-			if md.Sequence.Consumer != delivered {
-				return fmt.Errorf("%w: %s lost a message (delivery %d, expected %d)", ErrUnavailable, what, md.Sequence.Consumer, delivered)
-			}
-			pending = md.NumPending
-			if md.Sequence.Stream > upTo {
-				return nil
-			}
-			if err := fn(b.message(m, md)); err != nil {
-				return err
-			}
-		}
-		if err := batch.Error(); err != nil && !(got == 0 && errors.Is(err, nats.ErrNoResponders)) {
-			return fmt.Errorf("%w: %s fetch: %w", ErrUnavailable, what, err)
-		}
-		if got == 0 && fetchRetries < maxFetchRetries {
-			// A consumer just created in a cluster may not answer pulls for a moment.
-			fetchRetries++
-			select {
-			case <-ctx.Done():
+			if ctx.Err() != nil {
 				return ctx.Err()
-			case <-time.After(20 * time.Millisecond):
 			}
-			continue
+			return fmt.Errorf("%w: %s stalled with %d pending: %w", ErrUnavailable, what, pending, err)
 		}
-		if got == 0 {
-			return fmt.Errorf("%w: %s stalled with %d pending", ErrUnavailable, what, pending)
+		if md.consumerSeq != delivered {
+			return fmt.Errorf("%w: %s lost a message (delivery %d, expected %d)", ErrUnavailable, what, md.consumerSeq, delivered)
+		}
+		pending = md.pending
+		if md.streamSeq > upTo {
+			return nil
+		}
+		if err := fn(b.message(m, md)); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// fetch pulls up to n messages, retrying while the consumer has no responders yet.
-func (b *Bus) fetch(ctx context.Context, cons jetstream.Consumer, n int) (jetstream.MessageBatch, error) {
-	for tries := 0; ; tries++ {
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
-		if err == nil || !errors.Is(err, nats.ErrNoResponders) || tries >= maxFetchRetries {
-			return batch, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
