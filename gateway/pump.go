@@ -26,18 +26,9 @@ func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) (fel
 				return
 			}
 		case <-s.queue.ready:
-			// Write whatever is queued, then flush once.
 			var closed bool
 			batch, closed = s.queue.take(batch)
-			if len(batch) > 0 {
-				g.metrics.observeLag(batch[0].stored) // the oldest of the write
-			}
-			for _, ev := range batch {
-				if w.writeEvent(ev, s.envelope) != nil {
-					return
-				}
-			}
-			if w.flush() != nil {
+			if len(batch) > 0 && g.writeLive(w, s, batch) != nil {
 				return
 			}
 			if closed {
@@ -45,4 +36,15 @@ func (g *Gateway) pump(ctx context.Context, s *subscriber, w *streamWriter) (fel
 			}
 		}
 	}
+}
+
+// writeLive writes live events, then flushes once.
+func (g *Gateway) writeLive(w *streamWriter, s *subscriber, events []*event) error {
+	g.metrics.observeLag(events[0].stored) // the oldest of the write
+	for _, ev := range events {
+		if err := w.writeEvent(ev, s.envelope); err != nil {
+			return err
+		}
+	}
+	return w.flush()
 }

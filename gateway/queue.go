@@ -10,9 +10,10 @@ type queue struct {
 	limit int
 	ready chan struct{} // holds a value when events are queued or the queue is closed
 
-	mu     sync.Mutex
-	events []*event
-	closed bool
+	mu      sync.Mutex
+	events  []*event
+	closed  bool
+	onReady func() // called instead of signalling ready, once set (see setOnReady)
 }
 
 // maxReused is the largest slice a queue keeps for reuse: a burst's larger slice is left
@@ -32,8 +33,9 @@ func (q *queue) push(ev *event) bool {
 		q.events = make([]*event, 0, min(q.limit, 8))
 	}
 	q.events = append(q.events, ev)
+	onReady := q.onReady
 	q.mu.Unlock()
-	q.signal()
+	q.signal(onReady)
 	return true
 }
 
@@ -41,11 +43,24 @@ func (q *queue) push(ev *event) bool {
 func (q *queue) close() {
 	q.mu.Lock()
 	q.closed = true
+	onReady := q.onReady
 	q.mu.Unlock()
-	q.signal()
+	q.signal(onReady)
 }
 
-func (q *queue) signal() {
+// setOnReady makes the queue call f, instead of signalling ready, when events are queued or
+// the queue is closed: for a stream that has no goroutine waiting on ready (see parked.go).
+func (q *queue) setOnReady(f func()) {
+	q.mu.Lock()
+	q.onReady = f
+	q.mu.Unlock()
+}
+
+func (q *queue) signal(onReady func()) {
+	if onReady != nil {
+		onReady()
+		return
+	}
 	select {
 	case q.ready <- struct{}{}:
 	default:

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -26,12 +27,13 @@ var batches = sync.Pool{New: func() any { return new([writeBatch]byte) }}
 // streamWriter writes an SSE response, with a deadline on every write. Frames are gathered
 // and sent when it flushes (or once they fill a batch); until then, a write cannot fail.
 type streamWriter struct {
-	w       gin.ResponseWriter
-	rc      *http.ResponseController
+	w       gin.ResponseWriter // the response, until the stream takes its connection over
+	out     sink
 	timeout time.Duration
 	mu      sync.Mutex // guards the deadline: abort is called from another goroutine
 	armed   time.Time  // when the current write deadline was set
 	aborted bool
+	failed  bool   // a write failed: the client gets nothing more
 	last    uint64 // the sequence of the last event written, or where the stream began
 	// unplaced: the client has no position yet (it is waiting for the newest event of each
 	// of its topics); the first event written gives it one.
@@ -44,7 +46,7 @@ type streamWriter struct {
 }
 
 func newStreamWriter(w gin.ResponseWriter, timeout time.Duration, m *metrics) *streamWriter {
-	return &streamWriter{w: w, rc: http.NewResponseController(w), timeout: timeout, metrics: m}
+	return &streamWriter{w: w, out: responseSink{w, http.NewResponseController(w)}, timeout: timeout, metrics: m}
 }
 
 func setStreamHeaders(h http.Header) {
@@ -58,9 +60,16 @@ func setStreamHeaders(h http.Header) {
 // open without waiting for the first event. The hint is a line of the first event's block,
 // not a block of its own: a blank line after it would end a block without data, which
 // fetch-based clients and Go clients dispatch as an empty message (browsers do not).
-func (w *streamWriter) start(retry time.Duration) error {
-	setStreamHeaders(w.w.Header())
-	w.w.WriteHeader(http.StatusOK)
+//
+// conn is the stream's connection when it was taken over (see takeOver): the headers were
+// sent, and the body goes to conn.
+func (w *streamWriter) start(retry time.Duration, conn net.Conn) error {
+	if conn != nil {
+		w.out, w.w = connSink{conn}, nil // the response is net/http's (and gin's) no more
+	} else {
+		setStreamHeaders(w.w.Header())
+		w.w.WriteHeader(http.StatusOK)
+	}
 	if err := w.write(sseformat.AppendRetry(nil, retry)); err != nil {
 		return err
 	}
@@ -91,7 +100,7 @@ func (w *streamWriter) abort() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.aborted = true
-	w.rc.SetWriteDeadline(time.Unix(1, 0))
+	w.out.SetWriteDeadline(time.Unix(1, 0))
 }
 
 func (w *streamWriter) arm() {
@@ -104,7 +113,7 @@ func (w *streamWriter) arm() {
 	// Re-arming costs little, but not every write needs it: a deadline set within the last
 	// tenth of the timeout is close enough.
 	if now.Sub(w.armed) > w.timeout/10 {
-		w.rc.SetWriteDeadline(now.Add(w.timeout))
+		w.out.SetWriteDeadline(now.Add(w.timeout))
 		w.armed = now
 	}
 }
@@ -167,7 +176,8 @@ func (w *streamWriter) placed(seq uint64) {
 // send writes b to the response.
 func (w *streamWriter) send(b []byte) error {
 	w.arm()
-	if _, err := w.w.Write(b); err != nil {
+	if _, err := w.out.Write(b); err != nil {
+		w.failed = true
 		return fmt.Errorf("%w: %w", errWrite, err)
 	}
 	return nil
@@ -189,8 +199,17 @@ func (w *streamWriter) flush() error {
 		}
 	}
 	w.arm()
-	if err := w.rc.Flush(); err != nil {
+	if err := w.out.Flush(); err != nil {
+		w.failed = true
 		return fmt.Errorf("%w: %w", errWrite, err)
 	}
 	return nil
+}
+
+// finish ends the body of a stream whose connection it owns, unless a write failed.
+func (w *streamWriter) finish() {
+	if c, ok := w.out.(connSink); ok && !w.failed && w.flush() == nil {
+		w.arm()
+		c.finish()
+	}
 }
