@@ -13,7 +13,9 @@
 // the stream (and notices.go tells the client when it cannot continue exactly there); catchup.go sends what the client missed — from the hub's
 // ring of recent events, or from the stream — and joins the live events in the same
 // critical section in which the hub's position is read, so that it sees every matching
-// event exactly once; pump.go then writes live events through writer.go.
+// event exactly once. Live events then go out through writer.go: an HTTP/1.1 stream takes
+// its connection over from net/http (sink.go) and parks (parked.go), holding no goroutine
+// while it has nothing to write; an HTTP/2 stream stays on its handler, in pump.go.
 //
 // # Concurrency
 //
@@ -21,10 +23,16 @@
 //     event. dispatch encodes the event outside the hub's lock, then, under the lock, puts
 //     it in the ring and offers it to each matching connection's queue without blocking. It
 //     logs only after releasing the lock.
-//   - Each stream is served on its HTTP handler's goroutine (net/http's): it catches up,
-//     joins the hub (under the hub's lock), then reads its queue and writes to the client.
-//     Nothing else writes to that client, except Shutdown, which may abort its pending
-//     write by moving the deadline.
+//   - Each stream is served on its HTTP handler's goroutine (net/http's) until it has
+//     caught up and joined the hub (under the hub's lock). An HTTP/2 stream then reads its
+//     queue and writes to the client on that goroutine. An HTTP/1.1 stream parks: what gives
+//     it work (its queue, its keep-alive timer, its token's expiry, its client hanging up)
+//     wakes it, and a goroutine started for it runs it until it has nothing left to do; a
+//     stream has at most one such goroutine at a time, and it is the only one writing to the
+//     stream's client, except Shutdown, which may abort its pending write by moving the
+//     deadline. On Linux one goroutine of the Gateway's waits on an epoll set of the parked
+//     streams' connections for their clients to hang up (hangups_linux.go); elsewhere each
+//     parked stream has a goroutine reading its connection.
 //   - The hub's lock guards the ring, the subscriptions and every subscriber's queue state;
 //     a subscriber's queue is closed exactly once, under it (on a cut, a leave or the
 //     hub's close). The counters behind Stats are atomics; Stats takes the lock only to
@@ -34,11 +42,11 @@
 //     /presence counts the same way on its handler's goroutine, then waits for the others'
 //     answers (at most Options.PresenceWait).
 //
-// A stream whose token expires ends at that moment, catching up or live: its handler's
-// context has the token's deadline.
+// A stream whose token expires ends at that moment, catching up or live: a timer stops
+// it, cancelling the operation in progress or waking it where it is parked.
 //
 // New starts the feed and the presence responder; Shutdown stops the responder (blocking
 // until its goroutine is gone), ends every stream, waits for their handlers to return
-// (aborting those whose clients do not read), then closes the feed and blocks until its
-// goroutine is gone. The Gateway does not close the Bus.
+// (aborting those whose clients do not read) and for the goroutines that ran them, stops
+// the hang-up watcher, then closes the feed and blocks until its goroutine is gone. The Gateway does not close the Bus.
 package gateway

@@ -25,10 +25,12 @@ type Gateway struct {
 	limits  *limits
 
 	presence *natsbus.Presence // set once by New: answers the other gateways' surveys
+	hangups  *hangups          // set once by New: tells parked streams their client left; nil if unavailable
 
 	mu        sync.Mutex
 	closing   bool
-	streams   sync.WaitGroup             // stream handlers running
+	streams   sync.WaitGroup             // streams not ended
+	runners   sync.WaitGroup             // goroutines running parked streams
 	active    map[*streamWriter]struct{} // their writers, to abort on shutdown
 	closeOnce sync.Once
 	closeErr  error
@@ -61,6 +63,9 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		g.feed.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if g.hangups, err = newHangups(); err != nil {
+		g.log.Warn("streams will each read their connection to see their client leave", "err", err)
 	}
 	g.engine = g.routes()
 	return g, nil
@@ -102,6 +107,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.log.Warn("shutdown: aborted streams whose clients were not reading", "streams", n)
 			<-done
 		}
+		g.runners.Wait()
+		g.hangups.close()
 		g.closeErr = g.feed.Close()
 	})
 	return g.closeErr

@@ -59,11 +59,11 @@ func openIdleStream(b *testing.B, e *testEnv, topic string) net.Conn {
 	}
 }
 
-type memoryUse struct{ heap, stack, goroutines uint64 }
+type memoryUse struct{ heap, stack, goroutines int64 }
 
 func memory() memoryUse {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return memoryUse{heap: m.HeapInuse, stack: m.StackInuse, goroutines: uint64(runtime.NumGoroutine())}
+	return memoryUse{heap: int64(m.HeapInuse), stack: int64(m.StackInuse), goroutines: int64(runtime.NumGoroutine())}
 }

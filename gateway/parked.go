@@ -51,12 +51,14 @@ func (st *stream) wake() {
 		return
 	}
 	st.running = true
+	st.g.runners.Add(1)
 	st.mu.Unlock()
 	go st.run()
 }
 
 // run does the stream's work until there is none left, or the stream ends.
 func (st *stream) run() {
+	defer st.g.runners.Done()
 	for {
 		st.mu.Lock()
 		st.again = false

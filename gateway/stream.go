@@ -28,6 +28,7 @@ type stream struct {
 	expiry  *time.Timer     // stops the stream when its token expires
 
 	conn       net.Conn      // the connection, once taken over; nil on net/http's path
+	unwatch    func()        // stops watching for the client's hang-up, or
 	readerDone chan struct{} // closed when the connection's reader is gone
 
 	mu     sync.Mutex
@@ -128,13 +129,17 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 	parked = st.follow(cursor)
 }
 
-// own makes conn, taken over from net/http, the stream's: a reader of its own tells when
-// the client leaves.
+// own makes conn, taken over from net/http, the stream's. Its client's hang-up is watched
+// for (see hangups), or else read for on a goroutine of the stream's.
 func (st *stream) own(conn net.Conn) {
 	st.mu.Lock()
 	st.req = context.Background() // net/http cancels the request's when the handler returns
 	st.mu.Unlock()
 	st.conn = conn
+	var ok bool
+	if st.unwatch, ok = st.g.hangups.watch(conn, func() { st.stop(errClientLeft) }); ok {
+		return
+	}
 	st.readerDone = make(chan struct{})
 	go st.read()
 }
@@ -246,8 +251,13 @@ func (st *stream) end() {
 	}
 	if st.conn != nil {
 		st.w.finish()
+		if st.unwatch != nil {
+			st.unwatch()
+		}
 		st.conn.Close()
-		<-st.readerDone
+		if st.readerDone != nil {
+			<-st.readerDone
+		}
 	}
 	if st.counted {
 		st.g.metrics.open.Add(-1)
