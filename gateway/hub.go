@@ -26,6 +26,7 @@ type hub struct {
 	closed bool
 
 	cutOff   []cutOff // the subscribers the event being dispatched cut off; dispatch's only
+	wakes    []func() // the parked streams the event being dispatched wakes; dispatch's only
 	counters counters
 }
 
@@ -46,8 +47,8 @@ func newHub(log *slog.Logger, epoch func() uint64, last uint64, ringSize int) *h
 	}
 }
 
-// dispatch encodes m once and queues it for every matching subscriber without blocking.
-// A subscriber whose queue is full is cut off.
+// dispatch encodes m once and queues it for every matching subscriber without blocking,
+// then wakes the parked streams among them. A subscriber whose queue is full is cut off.
 func (h *hub) dispatch(m natsbus.Message) {
 	ev, sanitized := newEvent(h.epoch(), m)
 	if sanitized {
@@ -62,6 +63,11 @@ func (h *hub) dispatch(m natsbus.Message) {
 	if !ok {
 		return
 	}
+	for i, wake := range h.wakes {
+		wake()
+		h.wakes[i] = nil
+	}
+	h.wakes = h.wakes[:0]
 	if skippedFrom < ev.seq {
 		// Sequences the feed never saw: deleted, or removed by the limits before the feed
 		// read them. Clients resuming from the store see the same history.
@@ -90,8 +96,11 @@ func (h *hub) fanOutLocked(ev *event) (skippedFrom uint64, ok bool) {
 			return
 		}
 		s.lastSeq = ev.seq
-		if !s.queue.push(ev) {
+		queued, wake := s.queue.push(ev)
+		if !queued {
 			h.cutOff = append(h.cutOff, cutOff{s: s})
+		} else if wake != nil {
+			h.wakes = append(h.wakes, wake)
 		}
 	})
 	for i, c := range h.cutOff {

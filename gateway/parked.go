@@ -9,19 +9,26 @@ import (
 // nothing to write: only its subscriber, its writer's state, a keep-alive timer and the
 // reader that waits for its client to leave. Whatever gives it work — events queued, its
 // queue closed, the keep-alive due, its context done — wakes it: a goroutine then runs it
-// until it has nothing left to do, and goes.
+// until it has nothing left to do, and goes once nothing came for a moment (lingerFor): a
+// stream that receives events often keeps its goroutine, so that waking it costs no more
+// than waking a goroutine that waits on a channel.
 type parking struct {
 	sub       *subscriber // the stream's registration in the hub, while parked
 	keepAlive *time.Timer // sets pingDue and wakes the stream
 	pingDue   atomic.Bool //
-	stopWake  func() bool // stops waking the stream when its context is done
 	written   []*event    // the slice of the last events written, for the queue to reuse
 
+	kick chan struct{} // wakes the lingering goroutine
+
 	// Guarded by the stream's mu:
-	running bool // a goroutine runs the stream
-	again   bool // woken while running: run once more
-	ended   bool
+	running   bool // a goroutine runs the stream
+	again     bool // woken while running: run once more
+	lingering bool // the goroutine waits on kick for more work
+	ended     bool
 }
+
+// lingerFor is how long a parked stream's goroutine waits for more work before it goes.
+const lingerFor = 20 * time.Millisecond
 
 // park leaves the stream, live with subscriber s, to wake when it has work.
 func (st *stream) park(s *subscriber) {
@@ -32,6 +39,7 @@ func (st *stream) park(s *subscriber) {
 			st.pingDue.Store(true)
 			st.wake()
 		})
+		st.kick = make(chan struct{}, 1)
 	}
 	st.mu.Unlock()
 	s.queue.setOnReady(st.wake)
@@ -47,6 +55,12 @@ func (st *stream) wake() {
 	}
 	if st.running {
 		st.again = true
+		if st.lingering {
+			select {
+			case st.kick <- struct{}{}:
+			default:
+			}
+		}
 		st.mu.Unlock()
 		return
 	}
@@ -56,9 +70,15 @@ func (st *stream) wake() {
 	go st.run()
 }
 
-// run does the stream's work until there is none left, or the stream ends.
+// run does the stream's work until there is none left for lingerFor, or the stream ends.
 func (st *stream) run() {
 	defer st.g.runners.Done()
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	for {
 		st.mu.Lock()
 		st.again = false
@@ -72,9 +92,24 @@ func (st *stream) run() {
 		}
 		st.mu.Lock()
 		if !st.again {
-			st.running = false
+			st.lingering = true
 			st.mu.Unlock()
-			return
+			if linger == nil {
+				linger = time.NewTimer(lingerFor)
+			} else {
+				linger.Reset(lingerFor)
+			}
+			select {
+			case <-st.kick:
+			case <-linger.C:
+			}
+			st.mu.Lock()
+			st.lingering = false
+			if !st.again {
+				st.running = false
+				st.mu.Unlock()
+				return
+			}
 		}
 		st.mu.Unlock()
 	}

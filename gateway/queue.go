@@ -23,20 +23,30 @@ const maxReused = 256
 func newQueue(limit int) *queue { return &queue{limit: limit, ready: make(chan struct{}, 1)} }
 
 // push queues ev. It reports false, queueing nothing, when the queue is full or closed.
-func (q *queue) push(ev *event) bool {
+// Only the first event queued since the last take signals: whoever takes takes them all.
+// For a queue with an onReady function, push returns it as wake instead of calling it:
+// the caller calls it once outside its own locks (the hub's, in dispatch).
+func (q *queue) push(ev *event) (queued bool, wake func()) {
 	q.mu.Lock()
 	if q.closed || len(q.events) >= q.limit {
 		q.mu.Unlock()
-		return false
+		return false, nil
 	}
 	if q.events == nil {
 		q.events = make([]*event, 0, min(q.limit, 8))
 	}
+	first := len(q.events) == 0
 	q.events = append(q.events, ev)
 	onReady := q.onReady
 	q.mu.Unlock()
-	q.signal(onReady)
-	return true
+	if !first {
+		return true, nil
+	}
+	if onReady != nil {
+		return true, onReady
+	}
+	q.signal(nil)
+	return true, nil
 }
 
 // close ends the queue: what is queued can still be taken, and nothing more is queued.
