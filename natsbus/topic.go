@@ -57,28 +57,33 @@ func validateTopic(t string, wildcards bool) error {
 	return nil
 }
 
-// Covers reports whether filter a matches every topic that filter b matches.
+// Covers reports whether filter a matches every topic that filter b matches. It does not
+// allocate: the hub calls it for every event a resuming stream catches up on from memory.
 func Covers(a, b string) bool {
-	at, bt := strings.Split(a, "."), strings.Split(b, ".")
-	for i, tok := range at {
-		if tok == ">" {
-			return i < len(bt)
+	for {
+		at, arest, amore := strings.Cut(a, ".")
+		if at == ">" {
+			return b != ""
 		}
-		if i >= len(bt) {
+		if b == "" {
 			return false
 		}
-		switch tok {
+		bt, brest, bmore := strings.Cut(b, ".")
+		switch at {
 		case "*":
-			if bt[i] == ">" {
+			if bt == ">" {
 				return false
 			}
 		default:
-			if bt[i] != tok {
+			if bt != at {
 				return false
 			}
 		}
+		if !amore || !bmore {
+			return amore == bmore
+		}
+		a, b = arest, brest
 	}
-	return len(at) == len(bt)
 }
 
 // ReduceFilters drops the filters that another filter in the list already covers, and

@@ -67,11 +67,25 @@ func TestCovers(t *testing.T) {
 		{"*.b", "a.*", false},
 		{"*.*", "a.*", true},
 		{"a.b", "a.*", false},
+		{"a.b", "a.b.c", false},
+		{"a.b.c", "a.b", false},
+		{"a.*.c", "a.b.c", true},
+		{"a.*.c", "a.b.d", false},
+		{"*", "a", true},
+		{"*", "a.b", false},
 	}
 	for _, tt := range tests {
 		if got := Covers(tt.a, tt.b); got != tt.want {
 			t.Errorf("Covers(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+// TestCoversAllocs: the hub calls Covers for every event a resuming stream catches up on
+// from memory, under its lock. (Not parallel: AllocsPerRun counts the whole process.)
+func TestCoversAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { Covers("orders.*.>", "orders.eu.created.x") }); n != 0 {
+		t.Errorf("Covers allocates %v times per call", n)
 	}
 }
 
