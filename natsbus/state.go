@@ -19,12 +19,21 @@ type streamState struct {
 // State returns the first and last sequence stored in the stream. An empty stream has
 // first = last+1.
 //
-// Concurrent calls share one request to the stream, so that a storm of resuming clients
-// costs a few round trips rather than one each. Every answer is read by a request sent
-// after the call began: a call that finds a request already in flight waits for it, then
+// Every answer is read after the call began. A standalone embedded server's store is read
+// in place, without a request (see localState). Otherwise concurrent calls share one
+// request to the stream, so that a storm of resuming clients costs a few round trips
+// rather than one each: a call that finds a request already in flight waits for it, then
 // shares the next one. The shared request runs on a goroutine of its own, which ends
 // within stateTimeout, at once when the Bus closes.
 func (b *Bus) State(ctx context.Context) (first, last uint64, err error) {
+	select {
+	case <-b.closed:
+		return 0, 0, ErrClosed
+	default:
+	}
+	if s, ok := b.localState(); ok {
+		return s.first, s.last, nil
+	}
 	began := time.Now()
 	for {
 		s, err := b.sharedState(ctx)
