@@ -1,12 +1,17 @@
 package gateway
 
-import "github.com/natsse/natsse/natsbus"
+import (
+	"strings"
+
+	"github.com/natsse/natsse/natsbus"
+)
 
 // subscriber is one SSE connection's registration in the hub. Its fields other than
 // filters, envelope and queue are guarded by the hub's lock; queue is closed exactly once,
 // under that lock, after cut is set.
 type subscriber struct {
 	filters  []string // reduced topic filters
+	literal  bool     // no filter has a wildcard: each matches the one topic equal to it
 	envelope bool
 	queue    *queue
 
@@ -18,16 +23,25 @@ type subscriber struct {
 }
 
 func newSubscriber(filters []string, envelope bool, queueSize int) *subscriber {
-	return &subscriber{
+	s := &subscriber{
 		filters:  natsbus.ReduceFilters(filters),
+		literal:  true,
 		envelope: envelope,
 		queue:    newQueue(queueSize),
 	}
+	for _, f := range s.filters {
+		if strings.ContainsAny(f, "*>") {
+			s.literal = false
+		}
+	}
+	return s
 }
 
+// matches reports whether one of s's filters matches topic. The hub calls it, under its
+// lock, for each event of the ring that a joining subscriber catches up on.
 func (s *subscriber) matches(topic string) bool {
 	for _, f := range s.filters {
-		if natsbus.Covers(f, topic) {
+		if f == topic || !s.literal && natsbus.Covers(f, topic) {
 			return true
 		}
 	}
