@@ -54,6 +54,9 @@ func New(opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.hub = newHub(g.log, g.bus.Epoch, last, opts.RecentEvents)
+	if err := g.fillRing(ctx, last); err != nil {
+		g.log.Warn("gateway: starting with an empty ring: resuming clients catch up from the stream", "err", err)
+	}
 	g.metrics = newMetrics(g)
 	g.feed, err = g.bus.Follow(last, g.hub.dispatch)
 	if err != nil {
