@@ -10,7 +10,8 @@
 // # Concurrency
 //
 // A Bus is safe for concurrent use. Publish, Replay, Latest, State and Ready block for a NATS
-// round trip (bounded by their context); Replay and Latest also wait for one of
+// round trip (bounded by their context), except State on a standalone embedded server, which
+// reads the stream's store in place; Replay and Latest also wait for one of
 // Options.MaxReplays slots. Concurrent Publishes are pipelined on the connection, each
 // answered by its own acknowledgement; a Publish whose stream is without a leader for a
 // moment sends its publication again until it is stored or its context ends, and Close
