@@ -12,6 +12,7 @@ import (
 type subscriber struct {
 	filters  []string // reduced topic filters
 	literal  bool     // no filter has a wildcard: each matches the one topic equal to it
+	hashes   []uint64 // when literal, topicHash of each filter
 	envelope bool
 	queue    *queue
 
@@ -32,6 +33,12 @@ func newSubscriber(filters []string, envelope bool, queueSize int) *subscriber {
 	for _, f := range s.filters {
 		if strings.ContainsAny(f, "*>") {
 			s.literal = false
+		}
+	}
+	if s.literal {
+		s.hashes = make([]uint64, len(s.filters))
+		for i, f := range s.filters {
+			s.hashes[i] = topicHash(f)
 		}
 	}
 	return s
