@@ -70,6 +70,15 @@ func (t *target) publishURL(topic string) string {
 	return t.base + "/publish/" + url.PathEscape(topic)
 }
 
+// stored reports whether status answers a publish that the server stored: natsse answers
+// 200, nchan 201 when the message had subscribers and 202 when it had none.
+func (t *target) stored(status int) bool {
+	if t.kind == nchan {
+		return status == 201 || status == 202
+	}
+	return status == 200
+}
+
 // order turns an event id into a number that grows with the server's order of the
 // events of one topic: natsse's ids end in the stream sequence (epoch-seq), nchan's are
 // <time>:<tag>, the tag counting the messages of one second.
