@@ -34,6 +34,7 @@ type Bus struct {
 	ns      *server.Server
 	nc      *nats.Conn
 	js      jetstream.JetStream
+	acks    *acks // the publishes awaiting the stream's answer
 	stream  jetstream.Stream
 	epoch   uint64
 	replays chan struct{}
@@ -59,6 +60,7 @@ func New(opts Options) (*Bus, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		replays:  make(chan struct{}, opts.MaxReplays),
+		acks:     newAcks(),
 		closed:   make(chan struct{}),
 		ncClosed: make(chan struct{}),
 		resends:  !opts.embedsJetStream() || opts.Cluster.enabled(),
@@ -97,6 +99,8 @@ func (b *Bus) start() error {
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.ncClosed) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			// The answers to the publishes in flight may be lost with the connection.
+			b.acks.failAll(nats.ErrDisconnected)
 			if err != nil {
 				b.log.Warn("NATS connection lost; reconnecting", "err", err)
 			}
@@ -107,19 +111,14 @@ func (b *Bus) start() error {
 		return fmt.Errorf("natsbus: connect to NATS: %w", err)
 	}
 	b.nc = nc
-	ackTimeout := abandonedAfter
-	if b.resends {
-		ackTimeout = attemptTimeout
-	}
-	jsOpts := []jetstream.JetStreamOpt{
-		jetstream.WithPublishAsyncMaxPending(maxPublishesInFlight),
-		jetstream.WithPublishAsyncTimeout(ackTimeout),
+	if err := b.acks.listen(nc); err != nil {
+		return fmt.Errorf("natsbus: subscribe to publish acknowledgements: %w", err)
 	}
 	var js jetstream.JetStream
 	if b.opts.JetStreamDomain != "" {
-		js, err = jetstream.NewWithDomain(nc, b.opts.JetStreamDomain, jsOpts...)
+		js, err = jetstream.NewWithDomain(nc, b.opts.JetStreamDomain)
 	} else {
-		js, err = jetstream.New(nc, jsOpts...)
+		js, err = jetstream.New(nc)
 	}
 	if err != nil {
 		return fmt.Errorf("natsbus: jetstream: %w", err)

@@ -41,8 +41,8 @@ const (
 	attemptTimeout = 2 * time.Second       // an unanswered attempt is sent again after this
 	firstBackoff   = 50 * time.Millisecond // the wait after a first "no responders"
 	maxBackoff     = 500 * time.Millisecond
-	// abandonedAfter bounds how long nats.go keeps an attempt that is never answered, on a
-	// Bus that does not resend: its caller's context ends first.
+	// abandonedAfter bounds the wait for an answer that never comes on a Bus that does not
+	// resend, when the caller's context has no deadline.
 	abandonedAfter = time.Minute
 )
 
@@ -64,7 +64,18 @@ const errCodeMsgIDInProcess jetstream.ErrorCode = 10158
 // answer. Errors are ErrUnavailable (wrapping the last failure, or ctx's error) and
 // ErrClosed.
 func (b *Bus) Publish(ctx context.Context, p Publication) (PublishResult, error) {
-	m := &nats.Msg{Subject: b.Subject(p.Topic), Data: p.Data}
+	return b.publishBy(ctx, p, time.Time{})
+}
+
+// PublishWithin is Publish that also gives up after timeout, as if ctx had that deadline
+// (the error wraps context.DeadlineExceeded), without the cost of a context of its own.
+func (b *Bus) PublishWithin(ctx context.Context, p Publication, timeout time.Duration) (PublishResult, error) {
+	return b.publishBy(ctx, p, time.Now().Add(timeout))
+}
+
+// publishBy is Publish, given up on at deadline (unless zero) or when ctx is done.
+func (b *Bus) publishBy(ctx context.Context, p Publication, deadline time.Time) (PublishResult, error) {
+	m := nats.Msg{Subject: b.Subject(p.Topic), Data: p.Data}
 	id := p.MsgID
 	if id == "" && b.resends {
 		id = nuid.Next()
@@ -78,79 +89,93 @@ func (b *Bus) Publish(ctx context.Context, p Publication) (PublishResult, error)
 			m.Header[jetstream.MsgIDHeader] = []string{id}
 		}
 	}
-	ack, err := b.publish(ctx, m, id != "")
+	ans, err := b.publish(ctx, &m, id != "", deadline)
 	if err != nil {
 		return PublishResult{}, err
 	}
-	return PublishResult{Seq: ack.Sequence, Duplicate: ack.Duplicate && p.MsgID != ""}, nil
+	return PublishResult{Seq: ans.seq, Duplicate: ans.duplicate && p.MsgID != ""}, nil
 }
 
 // publish sends m until the stream acknowledges it, retrying as Publish says. Without a
 // Nats-Msg-Id (dedup false), m is never sent again after an attempt that may have
-// reached the stream.
-func (b *Bus) publish(ctx context.Context, m *nats.Msg, dedup bool) (*jetstream.PubAck, error) {
+// reached the stream. It gives up at deadline, unless zero, or when ctx is done.
+func (b *Bus) publish(ctx context.Context, m *nats.Msg, dedup bool, deadline time.Time) (answer, error) {
 	var backoff time.Duration
 	for {
-		ack, err := b.attempt(ctx, m)
+		ans, err := b.attempt(ctx, m, deadline)
 		switch {
 		case err == nil:
-			return ack, nil
+			return ans, nil
 		case errors.Is(err, ErrClosed):
-			return nil, err
+			return answer{}, err
 		case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded):
-			return nil, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
+			return answer{}, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 		case errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, nats.ErrDisconnected):
 			if !dedup || !b.resends {
-				return nil, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
+				return answer{}, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 			}
 			backoff = 0 // it waited long enough: again at once
 			continue
 		case errors.Is(err, jetstream.ErrNoStreamResponse) && b.resends, // a new leader is coming
-			errors.Is(err, jetstream.ErrTooManyStalledMsgs), retryableAPIError(err):
+			retryableAPIError(err):
 		default:
-			return nil, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
+			return answer{}, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 		}
 		backoff = min(max(2*backoff, firstBackoff), maxBackoff)
-		wait := time.NewTimer(backoff/2 + rand.N(backoff/2))
+		pause := backoff/2 + rand.N(backoff/2)
+		if !deadline.IsZero() && time.Until(deadline) < pause {
+			pause = time.Until(deadline)
+		}
+		wait := time.NewTimer(pause)
 		select {
 		case <-wait.C:
+			if !deadline.IsZero() && !time.Now().Before(deadline) {
+				return answer{}, fmt.Errorf("%w: publish: %w (%w)", ErrUnavailable, context.DeadlineExceeded, err)
+			}
 		case <-ctx.Done():
 			wait.Stop()
-			return nil, fmt.Errorf("%w: publish: %w (%w)", ErrUnavailable, ctx.Err(), err)
+			return answer{}, fmt.Errorf("%w: publish: %w (%w)", ErrUnavailable, ctx.Err(), err)
 		case <-b.closed:
 			wait.Stop()
-			return nil, ErrClosed
+			return answer{}, ErrClosed
 		}
 	}
 }
 
-// attempt sends m once and waits for its acknowledgement, an error, ctx or the Bus's
-// closing. nats.go gives up on the acknowledgement after attemptTimeout (abandonedAfter on
-// a Bus that does not resend).
-func (b *Bus) attempt(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
-	stall := attemptTimeout
-	if d, ok := ctx.Deadline(); ok {
-		if stall = min(stall, time.Until(d)); stall <= 0 {
-			return nil, context.DeadlineExceeded // perhaps before ctx says so
+// attempt sends m once and waits for the stream's answer, an error, ctx, deadline (unless
+// zero: then context.DeadlineExceeded) or the Bus's closing. On a Bus that resends, it
+// gives up on the answer after attemptTimeout; on another, after abandonedAfter when
+// neither ctx nor deadline bounds the wait.
+func (b *Bus) attempt(ctx context.Context, m *nats.Msg, deadline time.Time) (answer, error) {
+	var timeout time.Duration
+	d, bounded := ctx.Deadline()
+	switch {
+	case bounded && !time.Now().Before(d):
+		return answer{}, context.DeadlineExceeded // perhaps before ctx says so
+	case b.resends:
+		timeout = attemptTimeout
+	case !bounded && deadline.IsZero():
+		timeout = abandonedAfter
+	}
+	last := false // deadline comes before the attempt's own timeout
+	if !deadline.IsZero() {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return answer{}, context.DeadlineExceeded
+		}
+		if timeout == 0 || left <= timeout {
+			timeout, last = left, true
 		}
 	}
-	f, err := b.js.PublishMsgAsync(m, jetstream.WithRetryAttempts(0), jetstream.WithStallWait(stall))
-	if err != nil {
-		if b.closing() {
-			return nil, ErrClosed
-		}
-		return nil, err
+	ans, err := b.acks.send(ctx, b.closed, b.nc, m, timeout)
+	switch {
+	case err == nil, errors.Is(err, ErrClosed):
+	case b.closing():
+		return answer{}, ErrClosed
+	case last && errors.Is(err, jetstream.ErrAsyncPublishTimeout):
+		return answer{}, context.DeadlineExceeded
 	}
-	select {
-	case ack := <-f.Ok():
-		return ack, nil
-	case err := <-f.Err():
-		return nil, err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-b.closed:
-		return nil, ErrClosed
-	}
+	return ans, err
 }
 
 // retryableAPIError reports whether the stream's answer err asks to try again.

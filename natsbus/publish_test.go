@@ -33,35 +33,45 @@ func unansweringBus(t *testing.T, set ...func(*Options)) (*Bus, *atomic.Int64) {
 }
 
 // TestPublishDeadline: a publish that gets no answer, or "no responders" again and again
-// while a new leader may come, ends with its context's deadline, as unavailable. A
-// standalone Bus, whose stream no other server may take over, answers "no responders" at
-// once.
+// while a new leader may come, ends with its context's deadline, or PublishWithin's
+// timeout, as unavailable. A standalone Bus, whose stream no other server may take over,
+// answers "no responders" at once.
 func TestPublishDeadline(t *testing.T) {
 	t.Parallel()
+	const timeout = 300 * time.Millisecond
+	bounds := map[string]func(*Bus, Publication) (PublishResult, error){
+		"ctx": func(b *Bus, p Publication) (PublishResult, error) {
+			ctx, cancel := context.WithTimeout(t.Context(), timeout)
+			defer cancel()
+			return b.Publish(ctx, p)
+		},
+		"within": func(b *Bus, p Publication) (PublishResult, error) {
+			return b.PublishWithin(t.Context(), p, timeout)
+		},
+	}
 	for _, mode := range []string{"standalone", "resending"} {
 		b, _ := unansweringBus(t)
 		b.resends = mode == "resending" // as in a cluster
 		for _, topic := range []string{"gone", "silent"} {
-			t.Run(mode+"/"+topic, func(t *testing.T) {
-				const timeout = 300 * time.Millisecond
-				ctx, cancel := context.WithTimeout(t.Context(), timeout)
-				defer cancel()
-				began := time.Now()
-				_, err := b.Publish(ctx, Publication{Topic: topic, Data: []byte("x")})
-				took := time.Since(began)
-				if mode == "standalone" && topic == "gone" {
-					if !errors.Is(err, ErrUnavailable) || !errors.Is(err, jetstream.ErrNoStreamResponse) || took > 5*time.Second {
-						t.Fatalf("got %v after %s, want no responders at once", err, took)
+			for bound, publish := range bounds {
+				t.Run(mode+"/"+topic+"/"+bound, func(t *testing.T) {
+					began := time.Now()
+					_, err := publish(b, Publication{Topic: topic, Data: []byte("x")})
+					took := time.Since(began)
+					if mode == "standalone" && topic == "gone" {
+						if !errors.Is(err, ErrUnavailable) || !errors.Is(err, jetstream.ErrNoStreamResponse) || took > 5*time.Second {
+							t.Fatalf("got %v after %s, want no responders at once", err, took)
+						}
+						return
 					}
-					return
-				}
-				if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("got %v, want unavailable at the deadline", err)
-				}
-				if took < timeout || took > timeout+5*time.Second {
-					t.Fatalf("returned after %s, want about %s", took, timeout)
-				}
-			})
+					if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+						t.Fatalf("got %v, want unavailable at the deadline", err)
+					}
+					if took < timeout || took > timeout+5*time.Second {
+						t.Fatalf("returned after %s, want about %s", took, timeout)
+					}
+				})
+			}
 		}
 	}
 }

@@ -1,0 +1,129 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestParseAnswer(t *testing.T) {
+	t.Parallel()
+	noResponders := nats.Header{"Status": []string{"503"}}
+	for _, tc := range []struct {
+		name   string
+		header nats.Header
+		data   string
+		want   answer
+		err    error
+	}{
+		{"ack", nil, `{"stream":"NATSSE","seq":12}`, answer{seq: 12}, nil},
+		{"ack with domain", nil, `{"stream":"NATSSE","domain":"hub","seq":7}`, answer{seq: 7}, nil},
+		{"duplicate", nil, `{"stream":"NATSSE","seq":3,"duplicate": true}`, answer{seq: 3, duplicate: true}, nil},
+		{"duplicate, encoded", nil, `{"stream":"NATSSE","seq":3,"duplicate":true}`, answer{seq: 3, duplicate: true}, nil},
+		{"largest sequence", nil, `{"stream":"S","seq":18446744073709551615}`, answer{seq: 1<<64 - 1}, nil},
+		{"other fields", nil, `{"stream":"S","seq":5,"val":"x"}`, answer{seq: 5}, nil},
+		{"no responders", noResponders, ``, answer{}, jetstream.ErrNoStreamResponse},
+		{"error", nil, `{"error":{"code":503,"err_code":10158,"description":"in process"}}`, answer{}, &jetstream.APIError{Code: 503, ErrorCode: 10158, Description: "in process"}},
+		{"error with a stream", nil, `{"stream":"S","error":{"code":400,"err_code":10060,"description":"bad"},"seq":1}`, answer{}, &jetstream.APIError{Code: 400, ErrorCode: 10060, Description: "bad"}},
+		{"not JSON", nil, `{"stream":"S","seq":12`, answer{}, jetstream.ErrInvalidJSAck},
+		{"no stream", nil, `{"seq":12}`, answer{}, jetstream.ErrInvalidJSAck},
+		{"empty", nil, ``, answer{}, jetstream.ErrInvalidJSAck},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := parseAnswer(&nats.Msg{Header: tc.header, Data: []byte(tc.data)})
+			err := got.err
+			got.err = nil
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+			var want, gotAPI *jetstream.APIError
+			switch {
+			case errors.As(tc.err, &want):
+				if !errors.As(err, &gotAPI) || *gotAPI != *want {
+					t.Errorf("error %v, want %v", err, tc.err)
+				}
+			case !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil):
+				t.Errorf("error %v, want %v", err, tc.err)
+			}
+		})
+	}
+}
+
+// TestPublishLateAnswer: an answer that comes after its publish was given up on is not
+// taken for the answer to a later publish, even with every slot in flight again.
+func TestPublishLateAnswer(t *testing.T) {
+	t.Parallel()
+	b, _ := unansweringBus(t)
+	replies := make(chan string, 2*maxPublishesInFlight)
+	if _, err := b.nc.Subscribe(b.Subject("silent"), func(m *nats.Msg) { replies <- m.Reply }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	nextReply := func() string {
+		select {
+		case r := <-replies:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatal("a publish did not reach the silent subscriber within 30s")
+			return ""
+		}
+	}
+	short, cancelShort := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancelShort()
+	if _, err := b.Publish(short, Publication{Topic: "silent", Data: []byte("given up")}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the deadline", err)
+	}
+	late := nextReply()
+
+	// Every slot in flight.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type outcome struct {
+		res PublishResult
+		err error
+	}
+	outcomes := make(chan outcome, maxPublishesInFlight)
+	for i := range maxPublishesInFlight {
+		go func() {
+			res, err := b.Publish(ctx, Publication{Topic: "silent", Data: []byte(fmt.Sprint(i))})
+			outcomes <- outcome{res, err}
+		}()
+	}
+	var marker string
+	for i := range maxPublishesInFlight {
+		if r := nextReply(); i == 0 {
+			marker = r
+		}
+	}
+	// The late answer, then one to a publish in flight: once that is answered, the late
+	// one has been dealt with too (answers are taken in order).
+	if err := b.nc.Publish(late, []byte(`{"stream":"NATSSE","seq":999}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.nc.Publish(marker, []byte(`{"stream":"NATSSE","seq":1000}`)); err != nil {
+		t.Fatal(err)
+	}
+	for answered := 0; answered < maxPublishesInFlight; answered++ {
+		var o outcome
+		select {
+		case o = <-outcomes:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d publishes answered within 30s, want %d", answered, maxPublishesInFlight)
+		}
+		switch {
+		case o.err == nil && o.res.Seq == 1000:
+			cancel() // the rest end with ctx
+		case o.err == nil:
+			t.Errorf("a publish got the answer of seq %d, meant for another", o.res.Seq)
+		case !errors.Is(o.err, context.Canceled):
+			t.Errorf("got %v, want the context's end", o.err)
+		}
+	}
+}
