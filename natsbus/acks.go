@@ -36,6 +36,7 @@ type ackSlot struct {
 	reply    string
 	msg      nats.Msg    // reused for each message the slot sends
 	answer   chan answer // buffered: answers are never waited for
+	timer    *time.Timer // stopped but while its message awaits an answer with a timeout
 	inFlight bool        // under acks.mu: sent, not answered nor given up on
 }
 
@@ -68,7 +69,8 @@ func (a *acks) listen(nc *nats.Conn) error {
 }
 
 func (a *acks) newSlotLocked() *ackSlot {
-	s := &ackSlot{num: a.next, reply: a.prefix + strconv.FormatUint(a.next, 10), answer: make(chan answer, 1)}
+	s := &ackSlot{num: a.next, reply: a.prefix + strconv.FormatUint(a.next, 10), answer: make(chan answer, 1), timer: time.NewTimer(time.Hour)}
+	s.timer.Stop()
 	a.next++
 	a.slots[s.num] = s
 	return s
@@ -101,24 +103,31 @@ func (a *acks) send(ctx context.Context, closed <-chan struct{}, nc *nats.Conn, 
 	}
 	var expired <-chan time.Time
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		expired = t.C
+		s.timer.Reset(timeout)
+		expired = s.timer.C
 	}
+	var ans answer
+	var err error
+	answered := false
 	select {
-	case ans := <-s.answer:
-		a.release(s)
-		return ans, ans.err
+	case ans = <-s.answer:
+		answered, err = true, ans.err
 	case <-ctx.Done():
-		a.giveUp(s)
-		return answer{}, ctx.Err()
+		err = ctx.Err()
 	case <-closed:
-		a.giveUp(s)
-		return answer{}, ErrClosed
+		err = ErrClosed
 	case <-expired:
-		a.giveUp(s)
-		return answer{}, jetstream.ErrAsyncPublishTimeout
+		err = jetstream.ErrAsyncPublishTimeout
 	}
+	// Stopped before the slot is free for another publish. (Since Go 1.23, a stopped
+	// timer's channel holds no stale value.)
+	s.timer.Stop()
+	if answered {
+		a.release(s)
+	} else {
+		a.giveUp(s)
+	}
+	return ans, err
 }
 
 // release returns s, answered, to the free slots.
