@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -61,6 +62,7 @@ func BenchmarkHTTPPublish(b *testing.B) {
 					b.Errorf("publish: %v %v", resp, err)
 					return
 				}
+				_, _ = io.Copy(io.Discard, resp.Body) // to the end, so that the connection is reused
 				resp.Body.Close()
 			}
 		})

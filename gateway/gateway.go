@@ -23,6 +23,7 @@ type Gateway struct {
 	engine  *gin.Engine
 	cors    corsPolicy
 	limits  *limits
+	dates   dateCache // the Date header of publish answers
 
 	presence *natsbus.Presence // set once by New: answers the other gateways' surveys
 	hangups  *hangups          // set once by New: tells parked streams their client left; nil if unavailable

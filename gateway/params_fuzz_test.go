@@ -105,7 +105,7 @@ func FuzzParsePublish(f *testing.F) {
 		err := natsbus.ValidateTopic(topic)
 		var p natsbus.Publication
 		if err == nil {
-			p, err = g.parsePublish(c, topic)
+			p, err = g.parsePublish(c, topic, new([]byte))
 		}
 		if err != nil {
 			if status, _ := statusOf(err); status < 400 || status >= 500 {

@@ -1,18 +1,19 @@
 package gateway
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/natsse/natsse/natsbus"
@@ -47,30 +48,49 @@ func (g *Gateway) handlePublish(c *gin.Context) {
 			err = wrapf(errRateLimited, "over %g publishes per second: retry in %s", g.opts.PublishRate, wait.Round(time.Millisecond))
 		}
 	}
+	buf := publishBuffers.Get().(*[]byte)
+	defer putPublishBuffer(buf)
 	var p natsbus.Publication
 	if err == nil {
-		p, err = g.parsePublish(c, topic)
+		p, err = g.parsePublish(c, topic, buf)
 	}
 	if err != nil {
 		g.metrics.publishes.WithLabelValues(g.writeError(c, err)).Inc()
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), g.opts.PublishTimeout)
-	defer cancel()
-	res, err := g.bus.Publish(ctx, p)
+	res, err := g.bus.PublishWithin(c.Request.Context(), p, g.opts.PublishTimeout)
 	if err != nil {
 		g.metrics.publishes.WithLabelValues(g.writeError(c, err)).Inc()
 		return
 	}
+	now := time.Now()
 	g.metrics.publishedOK.Inc()
-	g.metrics.publishDuration.Observe(time.Since(began).Seconds())
-	c.Writer.Header()["Content-Type"] = jsonContentType
+	g.metrics.publishDuration.Observe(now.Sub(began).Seconds())
+	h := c.Writer.Header()
+	h["Content-Type"] = jsonContentType
+	h["Date"] = g.dates.header(now)
 	c.Status(http.StatusOK)
-	_, _ = c.Writer.Write(appendPublished(make([]byte, 0, 96+len(p.Topic)), g.bus.Epoch(), p.Topic, res))
+	// The body is stored: its buffer takes the answer.
+	*buf = appendPublished((*buf)[:0], g.bus.Epoch(), p.Topic, res)
+	_, _ = c.Writer.Write(*buf)
 }
 
 // jsonContentType is the Content-Type of a JSON answer.
 var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// publishBuffers holds the buffers that publishes read their bodies into, then write their
+// answers from.
+var publishBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuffer is the largest buffer kept for another publish.
+const maxPooledBuffer = 64 << 10
+
+func putPublishBuffer(buf *[]byte) {
+	if cap(*buf) <= maxPooledBuffer {
+		*buf = (*buf)[:0]
+		publishBuffers.Put(buf)
+	}
+}
 
 // appendPublished appends the publishResponse of res, on topic in the stream of epoch, as
 // JSON.
@@ -110,8 +130,9 @@ func msgID(topic, key string) string {
 	return "h" + hex.EncodeToString(sum[:16])
 }
 
-// parsePublish reads a publish on topic, a valid topic: its parameters and its body.
-func (g *Gateway) parsePublish(c *gin.Context, topic string) (natsbus.Publication, error) {
+// parsePublish reads a publish on topic, a valid topic: its parameters and its body, into
+// buf (grown as needed).
+func (g *Gateway) parsePublish(c *gin.Context, topic string, buf *[]byte) (natsbus.Publication, error) {
 	p := natsbus.Publication{Topic: topic}
 	if c.Request.URL.RawQuery != "" {
 		q := c.Request.URL.Query()
@@ -131,7 +152,7 @@ func (g *Gateway) parsePublish(c *gin.Context, topic string) (natsbus.Publicatio
 		return p, wrapf(errBadRequest, "%s header: at most 256 bytes on one line", HeaderIdempotencyKey)
 	}
 	p.MsgID = msgID(p.Topic, key)
-	body, err := readBody(c, g.opts.MaxEventBytes)
+	body, err := readBody(c, g.opts.MaxEventBytes, buf)
 	if err != nil {
 		return p, err
 	}
@@ -139,7 +160,9 @@ func (g *Gateway) parsePublish(c *gin.Context, topic string) (natsbus.Publicatio
 		return p, wrapf(sseformat.ErrInvalidData, "body is not valid UTF-8 text")
 	}
 	p.Data = body
-	size := sseformat.EncodedLen(sseformat.Event{ID: longestID, Type: p.Type, Data: string(body)})
+	// The body, not copied: EncodedLen only reads it.
+	data := unsafe.String(unsafe.SliceData(body), len(body))
+	size := sseformat.EncodedLen(sseformat.Event{ID: longestID, Type: p.Type, Data: data})
 	if size > g.opts.MaxEventBytes {
 		return p, wrapf(errTooLarge, "the encoded event would be %d bytes, over the limit of %d (each line of data costs 7 bytes more)", size, g.opts.MaxEventBytes)
 	}
@@ -149,28 +172,38 @@ func (g *Gateway) parsePublish(c *gin.Context, topic string) (natsbus.Publicatio
 // longestID is as long as the longest SSE id the gateway issues.
 var longestID = strings.Repeat("0", maxIDLen)
 
-// readBody reads a request body of at most limit bytes: into a buffer of its announced
-// length, or growing one when the length is not announced.
-func readBody(c *gin.Context, limit int) ([]byte, error) {
+// readBody reads a request body of at most limit bytes into *buf, grown to its announced
+// length, or as it comes when the length is not announced, and returns it.
+func readBody(c *gin.Context, limit int, buf *[]byte) ([]byte, error) {
 	r := c.Request
 	tooLarge := func() error { return wrapf(errTooLarge, "body over %d bytes", limit) }
-	switch {
-	case r.ContentLength > int64(limit):
+	if r.ContentLength > int64(limit) {
 		return nil, tooLarge()
-	case r.ContentLength >= 0:
-		body := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return nil, wrapf(errBadRequest, "reading body: %v", err)
-		}
-		return body, nil
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, r.Body, int64(limit)))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge()
+	body := (*buf)[:0]
+	if r.ContentLength > 0 {
+		body = slices.Grow(body, int(r.ContentLength)+1) // and room to read the end
+	}
+	var err error
+	for len(body) <= limit { // up to one byte over the limit, or the end
+		if len(body) == cap(body) {
+			body = slices.Grow(body, min(max(512, len(body)), limit+1-len(body)))
 		}
+		var n int
+		n, err = r.Body.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err != nil {
+			break
+		}
+	}
+	*buf = body
+	switch {
+	case len(body) > limit:
+		return nil, tooLarge()
+	case err != io.EOF:
 		return nil, wrapf(errBadRequest, "reading body: %v", err)
 	}
+	// Read to its end and closed, the body needs no draining before the answer.
+	_ = r.Body.Close()
 	return body, nil
 }
