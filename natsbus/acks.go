@@ -79,18 +79,16 @@ func (a *acks) newSlotLocked() *ackSlot {
 // send publishes m's subject, header and data with a reply subject of its own and waits
 // for the stream's answer, until ctx is done, closed is closed (ErrClosed), or, with a
 // positive timeout, the answer is that late (jetstream.ErrAsyncPublishTimeout). It waits
-// for a free slot first while maxPublishesInFlight messages are in flight.
+// for a free slot first while maxPublishesInFlight messages are in flight: that wait
+// counts in timeout (jetstream.ErrTooManyStalledMsgs when it takes all of it).
 func (a *acks) send(ctx context.Context, closed <-chan struct{}, nc *nats.Conn, m *nats.Msg, timeout time.Duration) (answer, error) {
 	var s *ackSlot
 	select {
 	case s = <-a.free:
 	default:
-		select {
-		case s = <-a.free:
-		case <-ctx.Done():
-			return answer{}, ctx.Err()
-		case <-closed:
-			return answer{}, ErrClosed
+		var err error
+		if s, timeout, err = a.wait(ctx, closed, timeout); err != nil {
+			return answer{}, err
 		}
 	}
 	s.msg = nats.Msg{Subject: m.Subject, Reply: s.reply, Header: m.Header, Data: m.Data}
@@ -128,6 +126,31 @@ func (a *acks) send(ctx context.Context, closed <-chan struct{}, nc *nats.Conn, 
 		a.giveUp(s)
 	}
 	return ans, err
+}
+
+// wait waits for a free slot, at most timeout if positive (then it returns
+// jetstream.ErrTooManyStalledMsgs), and returns it with what is left of timeout.
+func (a *acks) wait(ctx context.Context, closed <-chan struct{}, timeout time.Duration) (*ackSlot, time.Duration, error) {
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	began := time.Now()
+	select {
+	case s := <-a.free:
+		if timeout > 0 {
+			timeout = max(timeout-time.Since(began), time.Nanosecond)
+		}
+		return s, timeout, nil
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	case <-closed:
+		return nil, 0, ErrClosed
+	case <-expired:
+		return nil, 0, jetstream.ErrTooManyStalledMsgs
+	}
 }
 
 // release returns s, answered, to the free slots.

@@ -127,3 +127,59 @@ func TestPublishLateAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishAllSlotsTaken: while maxPublishesInFlight publishes await their answers, another
+// waits for a free slot, within its timeout, then takes the slot freed first.
+func TestPublishAllSlotsTaken(t *testing.T) {
+	t.Parallel()
+	b, silent := unansweringBus(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errs := make(chan error, maxPublishesInFlight)
+	for range maxPublishesInFlight {
+		go func() {
+			_, err := b.Publish(ctx, Publication{Topic: "silent", Data: []byte("x")})
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for silent.Load() < maxPublishesInFlight {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d publishes in flight after 30s, want %d", silent.Load(), maxPublishesInFlight)
+		}
+		<-time.After(10 * time.Millisecond) // polling interval
+	}
+	const timeout = 300 * time.Millisecond
+	began := time.Now()
+	within := make(chan error, 1)
+	go func() {
+		_, err := b.PublishWithin(t.Context(), Publication{Topic: "stored", Data: []byte("y")}, timeout)
+		within <- err
+	}()
+	var err error
+	select {
+	case err = <-within:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("PublishWithin waited 30s for a slot, want at most %s", timeout)
+	}
+	if took := time.Since(began); !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || took < timeout || took > timeout+5*time.Second {
+		t.Fatalf("got %v after %s, want unavailable at the deadline, %s", err, took, timeout)
+	}
+	if n := silent.Load(); n != maxPublishesInFlight {
+		t.Fatalf("%d publishes sent, want %d: one was sent without a free slot", n, maxPublishesInFlight)
+	}
+	// A slot freed lets a waiting publish go.
+	go func() { _, _ = b.Publish(t.Context(), Publication{Topic: "silent", Data: []byte("z")}) }() // ends with the test
+	cancel()
+	for range maxPublishesInFlight {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want the context's end", err)
+		}
+	}
+	for silent.Load() <= maxPublishesInFlight {
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatal("the waiting publish was not sent once slots were free")
+		}
+		<-time.After(10 * time.Millisecond) // polling interval
+	}
+}

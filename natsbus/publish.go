@@ -117,7 +117,7 @@ func (b *Bus) publish(ctx context.Context, m *nats.Msg, dedup bool, deadline tim
 			backoff = 0 // it waited long enough: again at once
 			continue
 		case errors.Is(err, jetstream.ErrNoStreamResponse) && b.resends, // a new leader is coming
-			retryableAPIError(err):
+			errors.Is(err, jetstream.ErrTooManyStalledMsgs), retryableAPIError(err):
 		default:
 			return answer{}, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 		}
@@ -172,7 +172,7 @@ func (b *Bus) attempt(ctx context.Context, m *nats.Msg, deadline time.Time) (ans
 	case err == nil, errors.Is(err, ErrClosed):
 	case b.closing():
 		return answer{}, ErrClosed
-	case last && errors.Is(err, jetstream.ErrAsyncPublishTimeout):
+	case last && (errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, jetstream.ErrTooManyStalledMsgs)):
 		return answer{}, context.DeadlineExceeded
 	}
 	return ans, err
