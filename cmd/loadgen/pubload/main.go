@@ -63,6 +63,7 @@ func main() {
 type publisher struct {
 	conn      net.Conn
 	r         *bufio.Reader
+	body      []byte          // the last answer's body
 	latencies []time.Duration // of the publishes in the measured interval
 	err       error
 }
@@ -120,20 +121,18 @@ func run(ctx context.Context, o options) error {
 // run publishes until until, or ctx is done, recording the latencies from from on.
 func (p *publisher) run(ctx context.Context, u *url.URL, o options, i int, from, until time.Time) error {
 	data := bytes.Repeat([]byte("x"), o.size)
-	var req []byte
+	head := []byte("POST /publish/" + o.topic + " HTTP/1.1\r\nHost: " + u.Host + "\r\nContent-Type: text/plain\r\n")
+	tail := fmt.Appendf(nil, "Content-Length: %d\r\n\r\n%s", len(data), data)
+	req := append(slices.Clip(head), tail...) // the same for every publish without keys
 	for n := 0; ctx.Err() == nil; n++ {
 		began := time.Now()
 		if began.After(until) {
 			return nil
 		}
-		req = append(req[:0], "POST /publish/"+o.topic+" HTTP/1.1\r\nHost: "+u.Host+"\r\nContent-Type: text/plain\r\n"...)
 		if o.keys {
-			req = fmt.Appendf(req, "Idempotency-Key: pubload-%d-%d-%d\r\n", from.UnixNano(), i, n)
+			req = append(req[:len(head)], fmt.Sprintf("Idempotency-Key: pubload-%d-%d-%d\r\n", from.UnixNano(), i, n)...)
+			req = append(req, tail...)
 		}
-		req = append(req, "Content-Length: "...)
-		req = strconv.AppendInt(req, int64(len(data)), 10)
-		req = append(req, "\r\n\r\n"...)
-		req = append(req, data...)
 		if _, err := p.conn.Write(req); err != nil {
 			return err
 		}
@@ -175,7 +174,8 @@ func (p *publisher) readAnswer() error {
 	if length < 0 {
 		return errors.New("answer without Content-Length")
 	}
-	body := make([]byte, length)
+	p.body = append(p.body[:0], make([]byte, length)...)
+	body := p.body
 	if _, err := io.ReadFull(p.r, body); err != nil {
 		return err
 	}
