@@ -38,6 +38,9 @@ type ackSlot struct {
 	answer   chan answer // buffered: answers are never waited for
 	timer    *time.Timer // stopped but while its message awaits an answer with a timeout
 	inFlight bool        // under acks.mu: sent, not answered nor given up on
+	// retired: answered by failAll and out of acks.slots, as its real answer may still
+	// come. Set before the answer is sent, read after it is received.
+	retired bool
 }
 
 // answer is the stream's answer to a message, or the error that stands for it.
@@ -153,9 +156,15 @@ func (a *acks) wait(ctx context.Context, closed <-chan struct{}, timeout time.Du
 	}
 }
 
-// release returns s, answered, to the free slots.
+// release returns s, answered, to the free slots, or a new slot in its place if it is
+// retired.
 func (a *acks) release(s *ackSlot) {
 	s.msg = nats.Msg{}
+	if s.retired {
+		a.mu.Lock()
+		s = a.newSlotLocked()
+		a.mu.Unlock()
+	}
 	a.free <- s
 }
 
@@ -197,13 +206,18 @@ func (a *acks) receive(m *nats.Msg) {
 	a.mu.Unlock()
 }
 
-// failAll answers every message in flight with err: after a disconnection, their answers
-// may never come.
+// failAll answers every message in flight with err, and retires their slots: after a
+// disconnection, their answers may never come, or come late.
 func (a *acks) failAll(err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, s := range a.slots {
-		a.answerLocked(s, answer{err: err})
+		if s.inFlight {
+			// The answer may come after all, once reconnected: to no slot.
+			s.retired = true
+			delete(a.slots, s.num)
+			a.answerLocked(s, answer{err: err})
+		}
 	}
 }
 

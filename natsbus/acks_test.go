@@ -54,77 +54,97 @@ func TestParseAnswer(t *testing.T) {
 	}
 }
 
-// TestPublishLateAnswer: an answer that comes after its publish was given up on is not
-// taken for the answer to a later publish, even with every slot in flight again.
+// TestPublishLateAnswer: an answer that comes after its publish was given up on — at its
+// deadline, or when the connection was lost — is not taken for the answer to a later
+// publish, even with every slot in flight again.
 func TestPublishLateAnswer(t *testing.T) {
 	t.Parallel()
-	b, _ := unansweringBus(t)
-	replies := make(chan string, 2*maxPublishesInFlight)
-	if _, err := b.nc.Subscribe(b.Subject("silent"), func(m *nats.Msg) { replies <- m.Reply }); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	nextReply := func() string {
-		select {
-		case r := <-replies:
-			return r
-		case <-time.After(30 * time.Second):
-			t.Fatal("a publish did not reach the silent subscriber within 30s")
-			return ""
-		}
-	}
-	short, cancelShort := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancelShort()
-	if _, err := b.Publish(short, Publication{Topic: "silent", Data: []byte("given up")}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want the deadline", err)
-	}
-	late := nextReply()
+	for _, how := range []string{"deadline", "disconnection"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			b, _ := unansweringBus(t)
+			replies := make(chan string, 2*maxPublishesInFlight)
+			if _, err := b.nc.Subscribe(b.Subject("silent"), func(m *nats.Msg) { replies <- m.Reply }); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			nextReply := func() string {
+				select {
+				case r := <-replies:
+					return r
+				case <-time.After(30 * time.Second):
+					t.Fatal("a publish did not reach the silent subscriber within 30s")
+					return ""
+				}
+			}
+			var late string
+			switch how {
+			case "deadline":
+				_, err := b.PublishWithin(t.Context(), Publication{Topic: "silent", Data: []byte("given up")}, 100*time.Millisecond)
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("got %v, want the deadline", err)
+				}
+				late = nextReply()
+			case "disconnection":
+				failed := make(chan error, 1)
+				go func() {
+					_, err := b.Publish(t.Context(), Publication{Topic: "silent", Data: []byte("lost")})
+					failed <- err
+				}()
+				late = nextReply()
+				b.acks.failAll(nats.ErrDisconnected) // as the connection's loss does
+				if err := <-failed; !errors.Is(err, nats.ErrDisconnected) {
+					t.Fatalf("got %v, want disconnected", err)
+				}
+			}
 
-	// Every slot in flight.
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	type outcome struct {
-		res PublishResult
-		err error
-	}
-	outcomes := make(chan outcome, maxPublishesInFlight)
-	for i := range maxPublishesInFlight {
-		go func() {
-			res, err := b.Publish(ctx, Publication{Topic: "silent", Data: []byte(fmt.Sprint(i))})
-			outcomes <- outcome{res, err}
-		}()
-	}
-	var marker string
-	for i := range maxPublishesInFlight {
-		if r := nextReply(); i == 0 {
-			marker = r
-		}
-	}
-	// The late answer, then one to a publish in flight: once that is answered, the late
-	// one has been dealt with too (answers are taken in order).
-	if err := b.nc.Publish(late, []byte(`{"stream":"NATSSE","seq":999}`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.nc.Publish(marker, []byte(`{"stream":"NATSSE","seq":1000}`)); err != nil {
-		t.Fatal(err)
-	}
-	for answered := 0; answered < maxPublishesInFlight; answered++ {
-		var o outcome
-		select {
-		case o = <-outcomes:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%d publishes answered within 30s, want %d", answered, maxPublishesInFlight)
-		}
-		switch {
-		case o.err == nil && o.res.Seq == 1000:
-			cancel() // the rest end with ctx
-		case o.err == nil:
-			t.Errorf("a publish got the answer of seq %d, meant for another", o.res.Seq)
-		case !errors.Is(o.err, context.Canceled):
-			t.Errorf("got %v, want the context's end", o.err)
-		}
+			// Every slot in flight.
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			type outcome struct {
+				res PublishResult
+				err error
+			}
+			outcomes := make(chan outcome, maxPublishesInFlight)
+			for i := range maxPublishesInFlight {
+				go func() {
+					res, err := b.Publish(ctx, Publication{Topic: "silent", Data: []byte(fmt.Sprint(i))})
+					outcomes <- outcome{res, err}
+				}()
+			}
+			var marker string
+			for i := range maxPublishesInFlight {
+				if r := nextReply(); i == 0 {
+					marker = r
+				}
+			}
+			// The late answer, then one to a publish in flight: once that is answered, the
+			// late one has been dealt with too (answers are taken in order).
+			if err := b.nc.Publish(late, []byte(`{"stream":"NATSSE","seq":999}`)); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.nc.Publish(marker, []byte(`{"stream":"NATSSE","seq":1000}`)); err != nil {
+				t.Fatal(err)
+			}
+			for answered := 0; answered < maxPublishesInFlight; answered++ {
+				var o outcome
+				select {
+				case o = <-outcomes:
+				case <-time.After(30 * time.Second):
+					t.Fatalf("%d publishes answered within 30s, want %d", answered, maxPublishesInFlight)
+				}
+				switch {
+				case o.err == nil && o.res.Seq == 1000:
+					cancel() // the rest end with ctx
+				case o.err == nil:
+					t.Errorf("a publish got the answer of seq %d, meant for another", o.res.Seq)
+				case !errors.Is(o.err, context.Canceled):
+					t.Errorf("got %v, want the context's end", o.err)
+				}
+			}
+		})
 	}
 }
 
