@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +19,9 @@ type publisher struct {
 	t    *target
 	pad  string
 	next atomic.Int64 // the index of the next event
+	// idle holds the kept-alive connections between publishes: raw HTTP/1.1, so that the
+	// client takes little of the CPU the server needs.
+	idle chan *poster
 
 	mu        sync.Mutex
 	acked     map[string][]int64 // indices acknowledged per topic, in the order of the acks
@@ -32,7 +33,7 @@ type publisher struct {
 
 // newPublisher returns a publisher of events of about size bytes of data.
 func newPublisher(t *target, size int) *publisher {
-	return &publisher{t: t, pad: strings.Repeat("x", max(size-40, 1)), acked: make(map[string][]int64)}
+	return &publisher{t: t, pad: strings.Repeat("x", max(size-40, 1)), acked: make(map[string][]int64), idle: make(chan *poster, 256)}
 }
 
 // publish sends the next event to topic and returns its id once the server has
@@ -58,31 +59,55 @@ func (p *publisher) publish(ctx context.Context, topic string) (string, error) {
 	return id, nil
 }
 
+// post publishes body to topic on an idle kept-alive connection (or a new one) and returns
+// the id the server answered with. A connection that failed, or whose post ctx ended, is
+// closed.
 func (p *publisher) post(ctx context.Context, topic, body string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.t.publishURL(topic), strings.NewReader(body))
+	url := p.t.publishURL(topic)
+	req, err := postRequest(url, []byte(body))
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Content-Type", "text/plain")
-	req.Header.Set("Accept", "application/json")
-	resp, err := p.t.publishes.Do(req)
+	var c *poster
+	select {
+	case c = <-p.idle:
+	default:
+		if c, err = dialPoster(ctx, p.t.base); err != nil {
+			return "", err
+		}
+	}
+	// ctx's end cuts a post short: the connection is then closed.
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	status, b, err := c.post(ctx, req)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
-		return "", err
+		c.close()
+		return "", fmt.Errorf("POST %s: %w", url, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body) // to the end, so that the connection is reused
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode/100 != 2 {
-		return "", fmt.Errorf("POST %s: status %d: %.200s", req.URL.Path, resp.StatusCode, b)
-	}
+	// The answer is read before c, whose buffer holds it, goes back to idle.
 	var ack struct {
 		ID            string `json:"id"`              // natsse
 		LastMessageID string `json:"last_message_id"` // nchan
 	}
-	if err := json.Unmarshal(b, &ack); err != nil {
-		return "", fmt.Errorf("POST %s: %w: %.200s", req.URL.Path, err, b)
+	switch {
+	case status/100 != 2:
+		err = fmt.Errorf("POST %s: status %d: %.200s", url, status, b)
+	case json.Unmarshal(b, &ack) != nil:
+		err = fmt.Errorf("POST %s: not JSON: %.200s", url, b)
+	}
+	if c.closing { // the server closes it: the next post dials anew
+		c.close()
+	} else {
+		select {
+		case p.idle <- c:
+		default:
+			c.close()
+		}
+	}
+	if err != nil {
+		return "", err
 	}
 	return ack.ID + ack.LastMessageID, nil
 }
