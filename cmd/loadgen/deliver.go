@@ -14,18 +14,17 @@ import (
 func deliver(ctx context.Context, o options, t *target, out io.Writer) (result, error) {
 	conns, topics, rate := or(o.conns, 1000), or(o.topics, 10), or(o.rate, 1000)
 	r := result{unit: "deliveries/s"}
-	base, err := settledOpen(ctx, t)
+	var before int64
+	var began time.Time
+	ss, stop, err := openStreams(ctx, t, streamsToOpen{
+		n:       conns,
+		topic:   func(i int) string { return o.topic(i % topics) },
+		settled: func() { before, began = memory(o.pid), time.Now() },
+	}, o.timeout)
 	if err != nil {
 		return r, err
 	}
-	before := memory(o.pid)
-	ss := newStreams(t, conns, func(i int) string { return o.topic(i % topics) })
-	stop := runStreams(ctx, ss)
 	defer stop()
-	began := time.Now()
-	if err := waitOpen(ctx, t, base+int64(conns), o.timeout); err != nil {
-		return r, err
-	}
 	fmt.Fprintf(out, "streams open:     %d (joined in %s)\n", conns, time.Since(began).Round(time.Millisecond))
 	if after := memory(o.pid); before > 0 && after > 0 {
 		fmt.Fprintf(out, "server memory:    %.1f MiB before, %.1f MiB with the streams: %.1f KiB per stream\n",

@@ -14,19 +14,11 @@ func fanout(ctx context.Context, o options, t *target, _ io.Writer) (result, err
 	conns, events, workers := or(o.conns, 1000), or(o.events, 2000), or(o.publishers, 4)
 	topic := o.topic(0)
 	r := result{unit: "deliveries/s"}
-	base, err := settledOpen(ctx, t)
+	ss, stop, err := openStreams(ctx, t, streamsToOpen{n: conns, topic: func(int) string { return topic }, resume: true}, o.timeout)
 	if err != nil {
 		return r, err
 	}
-	ss := newStreams(t, conns, func(int) string { return topic })
-	for _, s := range ss {
-		s.resume = true
-	}
-	stop := runStreams(ctx, ss)
 	defer stop()
-	if err := waitOpen(ctx, t, base+int64(conns), o.timeout); err != nil {
-		return r, err
-	}
 
 	p := newPublisher(t, or(o.size, 256))
 	began := time.Now()

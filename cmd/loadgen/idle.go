@@ -16,18 +16,17 @@ func idle(ctx context.Context, o options, t *target, _ io.Writer) (result, error
 	if o.pid <= 0 {
 		return r, errors.New("idle needs the server's -pid")
 	}
-	base, err := settledOpen(ctx, t)
+	var before int64
+	var began time.Time
+	_, stop, err := openStreams(ctx, t, streamsToOpen{
+		n:       conns,
+		topic:   func(i int) string { return o.topic(i % topics) },
+		settled: func() { before, began = memory(o.pid), time.Now() },
+	}, o.timeout)
 	if err != nil {
 		return r, err
 	}
-	before := memory(o.pid)
-	ss := newStreams(t, conns, func(i int) string { return o.topic(i % topics) })
-	stop := runStreams(ctx, ss)
 	defer stop()
-	began := time.Now()
-	if err := waitOpen(ctx, t, base+int64(conns), o.timeout); err != nil {
-		return r, err
-	}
 	opened := time.Since(began)
 	after := memory(o.pid)
 	if before == 0 || after == 0 {

@@ -16,29 +16,35 @@ func slow(ctx context.Context, o options, t *target, _ io.Writer) (result, error
 	every := max(o.slowEvery, 1)
 	topic := o.topic(0)
 	r := result{unit: "streams_cut"}
-	base, err := settledOpen(ctx, t)
+	isSlow := func(i int) bool { return i%every == 0 }
+	var cutBefore uint64
+	var cutErr error
+	ss, stop, err := openStreams(ctx, t, streamsToOpen{
+		n:      conns,
+		topic:  func(int) string { return topic },
+		resume: true,
+		pause: func(i int) time.Duration {
+			if isSlow(i) {
+				return o.pause
+			}
+			return 0
+		},
+		settled: func() { cutBefore, cutErr = t.slowCuts(ctx) },
+	}, o.timeout)
 	if err != nil {
 		return r, err
 	}
-	cutBefore, err := t.slowCuts(ctx)
-	if err != nil {
-		return r, err
+	defer stop()
+	if cutErr != nil {
+		return r, cutErr
 	}
-	ss := newStreams(t, conns, func(int) string { return topic })
 	var slowOnes, fastOnes []*stream
 	for i, s := range ss {
-		s.resume = true
-		if i%every == 0 {
-			s.pause = o.pause
+		if isSlow(i) {
 			slowOnes = append(slowOnes, s)
 		} else {
 			fastOnes = append(fastOnes, s)
 		}
-	}
-	stop := runStreams(ctx, ss)
-	defer stop()
-	if err := waitOpen(ctx, t, base+int64(conns), o.timeout); err != nil {
-		return r, err
 	}
 
 	p := newPublisher(t, or(o.size, 4096))

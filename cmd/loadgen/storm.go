@@ -17,16 +17,11 @@ import (
 func storm(ctx context.Context, o options, t *target, _ io.Writer) (result, error) {
 	conns, topics, rate := or(o.conns, 5000), or(o.topics, 50), or(o.rate, 200)
 	r := result{unit: "s"}
-	base, err := settledOpen(ctx, t)
+	ss, stop, err := openStreams(ctx, t, streamsToOpen{n: conns, topic: func(i int) string { return o.topic(i % topics) }}, o.timeout)
 	if err != nil {
 		return r, err
 	}
-	ss := newStreams(t, conns, func(i int) string { return o.topic(i % topics) })
-	stop := runStreams(ctx, ss)
 	defer func() { stop() }()
-	if err := waitOpen(ctx, t, base+int64(conns), o.timeout); err != nil {
-		return r, err
-	}
 
 	p := newPublisher(t, or(o.size, 256))
 	enough := make(chan struct{})

@@ -44,14 +44,6 @@ type received struct {
 	latency time.Duration // from publish to receipt
 }
 
-func newStreams(t *target, n int, topic func(i int) string) []*stream {
-	ss := make([]*stream, n)
-	for i := range ss {
-		ss[i] = &stream{t: t, topic: topic(i)}
-	}
-	return ss
-}
-
 // run connects and reads until ctx is done, or until the stream ends unless s.resume.
 func (s *stream) run(ctx context.Context) {
 	for {
@@ -146,38 +138,6 @@ func runStreams(ctx context.Context, ss []*stream) (stop func()) {
 		cancel()
 		wg.Wait()
 	}
-}
-
-// settledOpen returns how many streams the server holds open once that number has
-// stopped falling: the streams of an earlier run may still be closing.
-func settledOpen(ctx context.Context, t *target) (int64, error) {
-	prev, err := t.openStreams(ctx)
-	for i := 0; err == nil && i < 50; i++ {
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		var n int64
-		if n, err = t.openStreams(ctx); err == nil && n >= prev {
-			return n, nil
-		}
-		prev = n
-	}
-	return prev, err
-}
-
-// waitOpen waits until the server holds want streams open.
-func waitOpen(ctx context.Context, t *target, want int64, timeout time.Duration) error {
-	var open int64
-	ok := waitUntil(ctx, timeout, func() bool {
-		open, _ = t.openStreams(ctx)
-		return open >= want
-	})
-	if !ok {
-		return fmt.Errorf("%d of %d streams open after %s", open, want, timeout)
-	}
-	return nil
 }
 
 // waitUntil polls cond until it holds (true) or timeout passes or ctx is done (false).
