@@ -1,8 +1,9 @@
 // Command loadgen puts a running server of SSE streams under load and checks what it
-// delivers: natsse's gateway, or nginx with the nchan module (nchan.conf) to compare.
+// delivers: natsse's gateway, or to compare, nginx with the nchan module (nchan.conf) or
+// bare, a broadcaster on net/http that keeps events in memory only (./bare).
 //
 // Each scenario prints one result line that scripts read (compare.sh runs every scenario
-// against both servers), after a readable report for deliver; loadgen exits with status 1
+// against each server), after a readable report for deliver; loadgen exits with status 1
 // when the result is not ok (a stream missed an event, a publish failed, …):
 //
 //	result scenario=fanout target=natsse value=117747 unit=deliveries/s ok=true streams=1000 … exact=1000/1000
@@ -32,6 +33,7 @@
 //
 //	go run ./cmd/loadgen -url http://127.0.0.1:8080 -conns 2000 -rate 2000 -duration 20s -pid $(pgrep gateway)
 //	go run ./cmd/loadgen -target nchan -url http://127.0.0.1:8081 -scenario fanout
+//	go run ./cmd/loadgen -target bare -url http://127.0.0.1:8082 -scenario fanout
 package main
 
 import (
@@ -70,7 +72,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "the server's base URL")
-	flag.StringVar(&o.target, "target", natsse, "the server's kind: natsse or nchan (nginx with nchan.conf)")
+	flag.StringVar(&o.target, "target", natsse, "the server's kind: natsse, nchan (nginx with nchan.conf) or bare (./bare)")
 	flag.StringVar(&o.scenario, "scenario", "deliver", "deliver, idle, publish, replay, fanout, storm or slow")
 	flag.IntVar(&o.conns, "conns", 0, "SSE streams to open (0: the scenario's default)")
 	flag.IntVar(&o.events, "events", 0, "events to publish, for replay, fanout and slow (0: the scenario's default)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -77,6 +78,68 @@ func TestScenariosAgainstGateway(t *testing.T) {
 	defer srv.Close()
 	defer gw.Close()
 	runScenarios(t, natsse, srv.URL, os.Getpid())
+}
+
+// TestScenariosAgainstBare runs the reference broadcaster of ./bare, built with the race
+// detector, with a queue as small as the gateway's buffer above.
+func TestScenariosAgainstBare(t *testing.T) {
+	url, pid := startBare(t, "-queue", "16")
+	runScenarios(t, bare, url, pid)
+}
+
+// startBare builds ./bare and runs it with args on a free port until the test ends, and
+// returns its URL and process id. The test fails if bare does not exit cleanly.
+func startBare(t *testing.T, args ...string) (string, int) {
+	bin := filepath.Join(t.TempDir(), "bare")
+	if out, err := exec.Command("go", "build", "-race", "-o", bin, "./bare").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./bare: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Its log, read to the end: the first line names its address.
+	var log strings.Builder
+	addr := make(chan string, 1)
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if _, a, ok := strings.Cut(sc.Text(), " http="); ok && strings.Contains(sc.Text(), "bare started") {
+				addr <- a
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		exited := make(chan error, 1)
+		go func() { <-logged; exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("bare: %v\n%s", err, log.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("bare did not stop within 30s of SIGTERM:\n%s", log.String())
+		}
+	})
+	select {
+	case a := <-addr:
+		return "http://" + a, cmd.Process.Pid
+	case <-logged:
+		t.Fatalf("bare exited:\n%s", log.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("bare did not log its address within 30s")
+	}
+	return "", 0
 }
 
 // TestScenariosAgainstNchan runs nginx with nchan.conf; it is skipped without nginx and

@@ -74,7 +74,7 @@ func slow(ctx context.Context, o options, t *target, _ io.Writer) (result, error
 	r.note("slow_cut", slowTally.cutStreams)
 	r.note("fast_cut", fastTally.cutStreams)
 	r.note("ends", tl.ends)
-	if t.kind == natsse {
+	if t.kind != nchan {
 		r.note("server_slow_cuts", cutAfter-cutBefore)
 	}
 	r.note("fast_all_in", fastIn)

@@ -12,19 +12,20 @@ import (
 	"strings"
 )
 
-// Servers loadgen knows how to drive: the gateway, and nginx with the nchan module as
-// configured by nchan.conf.
+// Servers loadgen knows how to drive: the gateway, nginx with the nchan module as
+// configured by nchan.conf, and the in-memory reference broadcaster of ./bare.
 const (
 	natsse = "natsse"
 	nchan  = "nchan"
+	bare   = "bare"
 )
 
 // target is the server under load and the URL shapes it answers:
 //
-//	natsse: GET /events?topic=t, POST /publish/t, GET /stats for the open streams
-//	nchan:  GET /sub/t (Accept: text/event-stream), POST /pub/t, GET /nchan_status
+//	natsse, bare: GET /events?topic=t, POST /publish/t, GET /stats for the open streams
+//	nchan:        GET /sub/t (Accept: text/event-stream), POST /pub/t, GET /nchan_status
 //
-// Both resume a stream after the event whose id a request names in Last-Event-ID.
+// All resume a stream after the event whose id a request names in Last-Event-ID.
 type target struct {
 	kind string
 	base string // http://host:port
@@ -34,8 +35,8 @@ type target struct {
 }
 
 func newTarget(kind, base string) (*target, error) {
-	if kind != natsse && kind != nchan {
-		return nil, fmt.Errorf("unknown target %q (natsse or nchan)", kind)
+	if kind != natsse && kind != nchan && kind != bare {
+		return nil, fmt.Errorf("unknown target %q (natsse, nchan or bare)", kind)
 	}
 	return &target{
 		kind:      kind,
@@ -80,8 +81,8 @@ func (t *target) stored(status int) bool {
 }
 
 // order turns an event id into a number that grows with the server's order of the
-// events of one topic: natsse's ids end in the stream sequence (epoch-seq), nchan's are
-// <time>:<tag>, the tag counting the messages of one second.
+// events of one topic: natsse's ids end in the stream sequence (epoch-seq), bare's in the
+// topic's, and nchan's are <time>:<tag>, the tag counting the messages of one second.
 func (t *target) order(id string) (uint64, bool) {
 	if t.kind == nchan {
 		sec, tag, ok := strings.Cut(id, ":")
@@ -94,8 +95,8 @@ func (t *target) order(id string) (uint64, bool) {
 	return seq, i > 0 && err == nil
 }
 
-// openStreams returns how many streams the server holds open: natsse counts those that
-// have joined the live events (a stream before that could miss an event), nchan its
+// openStreams returns how many streams the server holds open: natsse and bare count those
+// that have joined the live events (a stream before that could miss an event), nchan its
 // subscribers.
 func (t *target) openStreams(ctx context.Context) (int64, error) {
 	if t.kind == nchan {
@@ -128,8 +129,8 @@ func (t *target) nchanSubscribers(ctx context.Context) (int64, error) {
 	return 0, fmt.Errorf("GET /nchan_status: no subscribers line")
 }
 
-// slowCuts returns how many streams natsse has cut off for not keeping up (nchan does
-// not cut them: it returns 0).
+// slowCuts returns how many streams natsse or bare has cut off for not keeping up (nchan
+// does not cut them: it returns 0).
 func (t *target) slowCuts(ctx context.Context) (uint64, error) {
 	if t.kind == nchan {
 		return 0, nil
