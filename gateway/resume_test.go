@@ -11,8 +11,9 @@ import (
 	"github.com/natsse/natsse/natsbus"
 )
 
-// countInfoRequests counts the requests for the stream's info that reach the server at url.
-func countInfoRequests(t *testing.T, url, stream string) *atomic.Int64 {
+// countRequests counts the messages on subject (a JetStream API request's, wildcards allowed)
+// that reach the server at url.
+func countRequests(t *testing.T, url, subject string) *atomic.Int64 {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -20,7 +21,7 @@ func countInfoRequests(t *testing.T, url, stream string) *atomic.Int64 {
 	}
 	t.Cleanup(nc.Close)
 	var n atomic.Int64
-	if _, err := nc.Subscribe("$JS.API.STREAM.INFO."+stream, func(*nats.Msg) { n.Add(1) }); err != nil {
+	if _, err := nc.Subscribe(subject, func(*nats.Msg) { n.Add(1) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
@@ -102,7 +103,7 @@ func TestResumeStormFromRing(t *testing.T) {
 		events  = 200
 	)
 	e := newTestEnv(t, nil, func(o *natsbus.Options) { o.ClientAddr = "127.0.0.1:0" })
-	requests := countInfoRequests(t, e.bus.ClientURL(), natsbus.DefaultOptions().Stream)
+	requests := countRequests(t, e.bus.ClientURL(), "$JS.API.STREAM.INFO."+natsbus.DefaultOptions().Stream)
 	topic := func(i int) string { return fmt.Sprintf("storm.t%d", i%topics) }
 	var ids []string // ids[i] is event i, on topic(i)
 	for i := range events {

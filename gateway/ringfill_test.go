@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/natsse/natsse/natsbus"
 )
 
@@ -28,25 +26,6 @@ func (e *testEnv) restart(t *testing.T, set func(*Options)) *testEnv {
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(func() { gw.Close(); srv.Close() })
 	return &testEnv{bus: e.bus, gw: gw, srv: srv}
-}
-
-// countReplays counts the consumers created on the server at url: each read of the stream
-// (a replay) creates one.
-func countReplays(t *testing.T, url string) *atomic.Int64 {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	var n atomic.Int64
-	if _, err := nc.Subscribe("$JS.API.CONSUMER.CREATE.>", func(*nats.Msg) { n.Add(1) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return &n
 }
 
 // TestRingFilledAtStart: a gateway starts with the stream's most recent events in its ring
@@ -71,7 +50,7 @@ func TestRingFilledAtStart(t *testing.T) {
 				ids = append(ids, e.publish(t, []string{"f.a", "f.b"}[i%2], "", fmt.Sprint(i)))
 			}
 			r := e.restart(t, func(o *Options) { o.RecentEvents = tc.recent })
-			replays := countReplays(t, e.bus.ClientURL())
+			replays := countRequests(t, e.bus.ClientURL(), "$JS.API.CONSUMER.CREATE.>") // one per read of the stream
 
 			// check resumes a stream of f.a from lastID and expects, after the gap notice
 			// gap (if not ""), the f.a events from ids[from] on.
