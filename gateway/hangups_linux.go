@@ -48,7 +48,10 @@ func newHangups() (*hangups, error) {
 }
 
 // watch calls onHangup, once, when conn's peer hangs up, unless unwatch is called first.
-// It reports false when conn cannot be watched: the caller then reads it itself.
+// It reports false when conn cannot be watched: the caller then reads it itself. unwatch
+// also reads, and discards, what the client sent and nobody read: closing a socket with
+// unread bytes resets the connection, which drops what is still to be sent. Call it just
+// before closing conn.
 func (h *hangups) watch(conn net.Conn, onHangup func()) (unwatch func(), ok bool) {
 	if h == nil {
 		return nil, false
@@ -73,6 +76,7 @@ func (h *hangups) watch(conn net.Conn, onHangup func()) (unwatch func(), ok bool
 		h.mu.Lock()
 		delete(h.watched, token)
 		h.mu.Unlock()
+		discardUnread(raw)
 	}
 	// Reported once (EPOLLONESHOT); the registration goes with the descriptor when the
 	// connection is closed.
@@ -134,4 +138,16 @@ func setToken(ev *unix.EpollEvent, token uint64) {
 
 func tokenOf(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// discardUnread reads, without waiting, whatever the connection has received.
+func discardUnread(raw syscall.RawConn) {
+	var buf [512]byte
+	raw.Read(func(fd uintptr) bool {
+		for {
+			if n, err := unix.Read(int(fd), buf[:]); n <= 0 || err != nil {
+				return true // nothing more now (EAGAIN), the end, or an error: done either way
+			}
+		}
+	})
 }

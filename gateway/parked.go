@@ -73,6 +73,17 @@ func (st *stream) wake() {
 // run does the stream's work until there is none left for lingerFor, or the stream ends.
 func (st *stream) run() {
 	defer st.g.runners.Done()
+	defer func() {
+		// As net/http does for a handler: a panic ends the stream, not the process.
+		if p := recover(); p != nil {
+			st.g.log.Error("stream panic", "topics", st.r.topics, "panic", p)
+			st.mu.Lock()
+			st.ended, st.running = true, false
+			st.mu.Unlock()
+			st.w.failed = true // its state is not to be trusted: no last chunk
+			st.end()
+		}
+	}()
 	var linger *time.Timer
 	defer func() {
 		if linger != nil {

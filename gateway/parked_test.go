@@ -2,16 +2,23 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/natsse/natsse/auth"
+	"github.com/natsse/natsse/natsbus"
 	"github.com/natsse/natsse/sseformat"
 )
 
@@ -95,16 +102,9 @@ func TestParkedStreamEndsItsBody(t *testing.T) {
 	}
 	eventually(t, func() bool { return e.gw.Stats().Connections == 1 }, func() string { return "not joined" })
 	e.gw.Close()
-	for {
-		_, err := s.dec.Next()
-		if err == nil {
-			continue
-		}
-		// net/http's chunked reader reports io.ErrUnexpectedEOF on a body cut short.
-		if !errors.Is(err, io.EOF) {
-			t.Fatalf("the body ended with %v, want EOF after the last chunk", err)
-		}
-		return
+	// net/http's chunked reader reports io.ErrUnexpectedEOF on a body cut short.
+	if _, err := s.rest(); !errors.Is(err, io.EOF) {
+		t.Fatalf("the body ended with %v, want EOF after the last chunk", err)
 	}
 }
 
@@ -122,20 +122,56 @@ func openRawStream(t testing.TB, e *testEnv, topic string) *rawStream {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return openRawStreamOn(t, e, c, "topic="+topic, nil)
+}
+
+// dialSmallBuffer connects to e with a receive buffer of 4 KiB: a client that reads slowly
+// soon holds the gateway's writes up.
+func dialSmallBuffer(t testing.TB, e *testEnv) net.Conn {
+	t.Helper()
+	d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// openRawStreamOn opens a stream with query and header over c, and reads its headers.
+func openRawStreamOn(t testing.TB, e *testEnv, c net.Conn, query string, header http.Header) *rawStream {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
-	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/events?topic="+topic, nil)
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/events?"+query, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	if err := req.Write(c); err != nil {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(waitFor))
 	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 512), req)
 	if err != nil {
-		t.Fatalf("stream %s: %v", topic, err)
+		t.Fatalf("stream %s: %v", query, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("stream %s: status %d", topic, resp.StatusCode)
+		t.Fatalf("stream %s: status %d", query, resp.StatusCode)
 	}
 	return &rawStream{conn: c, resp: resp, dec: sseformat.NewDecoder(bufio.NewReader(resp.Body))}
+}
+
+// rest reads the stream to its end, and returns the events read and how the body ended.
+func (s *rawStream) rest() ([]sseformat.Event, error) {
+	s.conn.SetReadDeadline(time.Now().Add(waitFor))
+	var evs []sseformat.Event
+	for {
+		ev, err := s.dec.Next()
+		if err != nil {
+			return evs, err
+		}
+		evs = append(evs, ev)
+	}
 }
 
 // next returns the stream's next event.
@@ -162,5 +198,121 @@ func (s *rawStream) pings(t testing.TB, n int) {
 		if line == ": ping\n" {
 			n--
 		}
+	}
+}
+
+// TestParkedStreamTokenExpires: a parked stream whose token expires says so once, last,
+// and ends its body.
+func TestParkedStreamTokenExpires(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := auth.New(auth.Options{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	e := newTestEnv(t, func(o *Options) { o.Auth, o.KeepAlive = v, time.Hour }, nil)
+	token, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"exp": time.Now().Add(3*time.Second - auth.Leeway).Unix(), "natsse": map[string]any{"subscribe": []string{"x"}},
+	}).SignedString(secret)
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openRawStreamOn(t, e, c, "topic=x", http.Header{"Authorization": {"Bearer " + token}})
+	if _, err := e.bus.Publish(t.Context(), natsbus.Publication{Topic: "x", Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.rest()
+	if !errors.Is(err, io.EOF) {
+		t.Fatalf("the body ended with %v after %d events", err, len(evs))
+	}
+	if len(evs) != 2 || evs[0].Data != "a" || evs[1].Type != TokenExpiredEventType {
+		t.Fatalf("got %+v, want the event, then %s", evs, TokenExpiredEventType)
+	}
+}
+
+// TestParkedStreamCutCatchesUp: a parked stream cut for being slow catches up in its runner
+// and parks again, with every event exactly once and in order, then live ones.
+func TestParkedStreamCutCatchesUp(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.BufferSize, o.KeepAlive = 4, time.Hour }, nil)
+	s := openRawStreamOn(t, e, dialSmallBuffer(t, e), "topic=y", nil)
+	eventually(t, func() bool { return e.gw.Stats().Connections == 1 }, func() string { return "not joined" })
+	const n = 1200
+	data := strings.Repeat("z", 2000)
+	for i := range n {
+		if _, err := e.bus.Publish(t.Context(), natsbus.Publication{Topic: "y", Data: []byte(fmt.Sprintf("%d %s", i, data))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if ev := s.next(t); !strings.HasPrefix(ev.Data, fmt.Sprintf("%d ", i)) {
+			t.Fatalf("event %d: got %.10q", i, ev.Data)
+		}
+	}
+	if e.gw.Stats().SlowCut == 0 {
+		t.Fatal("the stream was never cut: the test proves nothing")
+	}
+	e.publish(t, "y", "", "live")
+	if ev := s.next(t); ev.Data != "live" {
+		t.Fatalf("got %.10q, want the live event", ev.Data)
+	}
+}
+
+// TestParkedStreamEndsCleanlyAfterClientBytes: a client that sent bytes after its request
+// (pipelined, or a GET's body) still gets its whole body when the stream ends: unread bytes
+// must not turn the close into a reset that drops what is still to be sent.
+func TestParkedStreamEndsCleanlyAfterClientBytes(t *testing.T) {
+	for _, extra := range []bool{false, true} {
+		t.Run(fmt.Sprint("extra=", extra), func(t *testing.T) {
+			e := newTestEnv(t, func(o *Options) { o.KeepAlive, o.WriteTimeout = time.Hour, time.Minute }, nil)
+			s := openRawStreamOn(t, e, dialSmallBuffer(t, e), "topic=p", nil)
+			eventually(t, func() bool { return e.gw.Stats().Connections == 1 }, func() string { return "not joined" })
+			if extra {
+				if _, err := s.conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n = 200
+			data := []byte(strings.Repeat("q", 4000))
+			for range n {
+				if _, err := e.bus.Publish(t.Context(), natsbus.Publication{Topic: "p", Data: data}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+				defer cancel()
+				e.gw.Shutdown(ctx)
+			}()
+			evs, err := s.rest()
+			if !errors.Is(err, io.EOF) || len(evs) != n {
+				t.Fatalf("after %d of %d events: %v", len(evs), n, err)
+			}
+			<-done
+		})
+	}
+}
+
+// TestAbortBeforeStart: Shutdown's abort may land after the stream took its connection over
+// and before its writer writes to it; the writes must still fail at once.
+func TestAbortBeforeStart(t *testing.T) {
+	e := newTestEnv(t, nil, nil)
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	w := newStreamWriter(c.Writer, time.Minute, e.gw.metrics)
+	server, client := net.Pipe() // a client that reads nothing
+	defer client.Close()
+	defer server.Close()
+	w.abort()
+	started := make(chan error, 1)
+	go func() { started <- w.start(time.Second, server) }()
+	select {
+	case err := <-started:
+		if err == nil {
+			t.Fatal("start succeeded after abort")
+		}
+	case <-time.After(waitFor):
+		t.Fatal("a write after abort blocks: the taken-over connection has no deadline")
 	}
 }

@@ -80,7 +80,7 @@ func takeOver(c *gin.Context) (net.Conn, error) {
 		return nil, nil // not an HTTP/1.1 connection of net/http's
 	}
 	// net/http's buffers are dropped with its reader: whatever the client sends after its
-	// request is read, and discarded, by the stream's own reader (see parked.go).
+	// request is discarded (see stream.own).
 	h := c.Writer.Header()
 	setStreamHeaders(h)
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))

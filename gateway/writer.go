@@ -65,7 +65,12 @@ func setStreamHeaders(h http.Header) {
 // sent, and the body goes to conn.
 func (w *streamWriter) start(retry time.Duration, conn net.Conn) error {
 	if conn != nil {
+		w.mu.Lock() // abort may be called at any time, from another goroutine
 		w.out, w.w = connSink{conn}, nil // the response is net/http's (and gin's) no more
+		if w.aborted {
+			w.out.SetWriteDeadline(time.Unix(1, 0))
+		}
+		w.mu.Unlock()
 	} else {
 		setStreamHeaders(w.w.Header())
 		w.w.WriteHeader(http.StatusOK)
