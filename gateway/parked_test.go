@@ -306,7 +306,7 @@ func TestAbortBeforeStart(t *testing.T) {
 	defer server.Close()
 	w.abort()
 	started := make(chan error, 1)
-	go func() { started <- w.start(time.Second, server) }()
+	go func() { started <- w.start(time.Second, &connSink{conn: server}) }()
 	select {
 	case err := <-started:
 		if err == nil {

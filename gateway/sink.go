@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"bufio"
+	"bytes"
 	"net"
 	"net/http"
 	"strconv"
@@ -30,54 +30,69 @@ func (s responseSink) Flush() error                       { return s.rc.Flush() 
 func (s responseSink) SetWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }
 
 // connSink writes a response body in HTTP/1.1 chunks straight to its connection. It buffers
-// nothing: the stream's writer already gathers its frames into one write per flush.
-type connSink struct{ conn net.Conn }
+// nothing: the stream's writer already gathers its frames into one write per flush. The
+// response's head goes out with the first chunk.
+type connSink struct {
+	conn net.Conn
+	head []byte // the status line and headers, until the first write sends them
+}
 
 var crlf = []byte("\r\n")
 
-func (s connSink) Write(b []byte) (int, error) {
+func (s *connSink) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil // a chunk of size 0 would end the body
 	}
 	var size [20]byte
-	head := append(strconv.AppendInt(size[:0], int64(len(b)), 16), crlf...)
-	if _, ok := s.conn.(*net.TCPConn); ok {
-		bufs := net.Buffers{head, b, crlf} // one writev
-		if _, err := bufs.WriteTo(s.conn); err != nil {
-			return 0, err
-		}
-		return len(b), nil
-	}
-	// A TLS connection writes a record per call: one call, then.
-	chunk := make([]byte, 0, len(head)+len(b)+len(crlf))
-	if _, err := s.conn.Write(append(append(append(chunk, head...), b...), crlf...)); err != nil {
+	if err := s.send(append(strconv.AppendInt(size[:0], int64(len(b)), 16), crlf...), b, crlf); err != nil {
 		return 0, err
 	}
 	return len(b), nil
 }
 
-func (s connSink) Flush() error                       { return nil }
-func (s connSink) SetWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }
-
-// finish ends the chunked body, so that the client sees the response complete.
-func (s connSink) finish() error {
-	_, err := s.conn.Write([]byte("0\r\n\r\n"))
+// send writes the head if it is still to go, then parts, in one call.
+func (s *connSink) send(parts ...[]byte) error {
+	if s.head != nil {
+		parts = append([][]byte{s.head}, parts...)
+		s.head = nil
+	}
+	if _, ok := s.conn.(*net.TCPConn); ok {
+		bufs := net.Buffers(parts) // one writev
+		_, err := bufs.WriteTo(s.conn)
+		return err
+	}
+	// A TLS connection writes a record per call: one call, then.
+	var n int
+	for _, p := range parts {
+		n += len(p)
+	}
+	all := make([]byte, 0, n)
+	for _, p := range parts {
+		all = append(all, p...)
+	}
+	_, err := s.conn.Write(all)
 	return err
 }
 
-// takeOver takes an HTTP/1.1 stream's connection from net/http and sends the response's
-// status line and headers (those set on c.Writer so far, and the stream's own). From then on
-// the stream writes its body to the connection itself, so that an idle stream holds neither
-// net/http's goroutines nor its buffers (see parked.go). It returns nil, having sent nothing,
-// when the connection cannot be taken over (HTTP/2, HTTP/1.0): the stream then goes on
+func (s *connSink) Flush() error                       { return nil }
+func (s *connSink) SetWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }
+
+// finish ends the chunked body, so that the client sees the response complete.
+func (s *connSink) finish() error { return s.send([]byte("0\r\n\r\n")) }
+
+// takeOver takes an HTTP/1.1 stream's connection from net/http. From then on the stream
+// writes its response itself: the status line and headers (those set on c.Writer so far,
+// and the stream's own) with its first bytes, then its body in chunks, so that an idle
+// stream holds neither net/http's goroutines nor its buffers (see parked.go). It returns
+// nil when the connection cannot be taken over (HTTP/2, HTTP/1.0): the stream then goes on
 // through net/http.
-func takeOver(c *gin.Context) (net.Conn, error) {
+func takeOver(c *gin.Context) *connSink {
 	if c.Request.ProtoMajor != 1 || c.Request.ProtoMinor < 1 {
-		return nil, nil
+		return nil
 	}
 	conn, _, err := http.NewResponseController(c.Writer).Hijack()
 	if err != nil {
-		return nil, nil // not an HTTP/1.1 connection of net/http's
+		return nil // not an HTTP/1.1 connection of net/http's
 	}
 	// net/http's buffers are dropped with its reader: whatever the client sends after its
 	// request is discarded (see stream.own).
@@ -87,13 +102,8 @@ func takeOver(c *gin.Context) (net.Conn, error) {
 	h.Set("Transfer-Encoding", "chunked")
 	// The connection ends with the stream: it is never handed back for another request.
 	h.Set("Connection", "close")
-	head := bufio.NewWriterSize(conn, 512)
-	head.WriteString("HTTP/1.1 200 OK\r\n")
+	head := bytes.NewBufferString("HTTP/1.1 200 OK\r\n")
 	h.Write(head)
 	head.Write(crlf)
-	if err := head.Flush(); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
+	return &connSink{conn: conn, head: head.Bytes()}
 }

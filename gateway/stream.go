@@ -98,14 +98,11 @@ func (g *Gateway) handleEvents(c *gin.Context) {
 	g.metrics.opened.WithLabelValues(resultOK).Inc()
 	g.metrics.open.Add(1)
 	st.counted = true
-	conn, err := takeOver(c)
-	if err != nil {
-		return
+	taken := takeOver(c)
+	if taken != nil {
+		st.own(taken.conn)
 	}
-	if conn != nil {
-		st.own(conn)
-	}
-	if err := w.start(g.opts.Retry, conn); err != nil {
+	if err := w.start(g.opts.Retry, taken); err != nil {
 		return
 	}
 	w.last = cursor

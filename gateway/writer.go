@@ -3,7 +3,6 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -61,12 +60,12 @@ func setStreamHeaders(h http.Header) {
 // not a block of its own: a blank line after it would end a block without data, which
 // fetch-based clients and Go clients dispatch as an empty message (browsers do not).
 //
-// conn is the stream's connection when it was taken over (see takeOver): the headers were
-// sent, and the body goes to conn.
-func (w *streamWriter) start(retry time.Duration, conn net.Conn) error {
-	if conn != nil {
-		w.mu.Lock() // abort may be called at any time, from another goroutine
-		w.out, w.w = connSink{conn}, nil // the response is net/http's (and gin's) no more
+// taken is the stream's connection when it was taken over (see takeOver): the response
+// goes to it, its head with the hint.
+func (w *streamWriter) start(retry time.Duration, taken *connSink) error {
+	if taken != nil {
+		w.mu.Lock()             // abort may be called at any time, from another goroutine
+		w.out, w.w = taken, nil // the response is net/http's (and gin's) no more
 		if w.aborted {
 			w.out.SetWriteDeadline(time.Unix(1, 0))
 		}
@@ -213,7 +212,7 @@ func (w *streamWriter) flush() error {
 
 // finish ends the body of a stream whose connection it owns, unless a write failed.
 func (w *streamWriter) finish() {
-	if c, ok := w.out.(connSink); ok && !w.failed && w.flush() == nil {
+	if c, ok := w.out.(*connSink); ok && !w.failed && w.flush() == nil {
 		w.arm()
 		c.finish()
 	}
