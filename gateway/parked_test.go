@@ -274,11 +274,17 @@ func TestParkedStreamEndsCleanlyAfterClientBytes(t *testing.T) {
 			}
 			const n = 200
 			data := []byte(strings.Repeat("q", 4000))
+			var last uint64
 			for range n {
-				if _, err := e.bus.Publish(t.Context(), natsbus.Publication{Topic: "p", Data: data}); err != nil {
+				ack, err := e.bus.Publish(t.Context(), natsbus.Publication{Topic: "p", Data: data})
+				if err != nil {
 					t.Fatal(err)
 				}
+				last = ack.Seq
 			}
+			// Queued for the stream before it ends: what the feed has not dispatched by then
+			// the client gets when it resumes, not before the end.
+			e.waitDispatched(t, last)
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
