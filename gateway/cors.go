@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -49,19 +50,30 @@ var corsAllowHeaders = "Last-Event-ID, Authorization, Content-Type, Idempotency-
 // middleware answers preflights and adds CORS headers for allowed origins. Requests from
 // other origins are refused with 403.
 func (p corsPolicy) middleware(c *gin.Context) {
-	origin := c.GetHeader("Origin")
-	if origin == "" {
-		c.Next()
+	if !p.apply(c.Writer, c.Request) {
+		c.Abort()
 		return
 	}
-	if !p.allowed(origin, c.Request) {
-		c.AbortWithStatusJSON(http.StatusForbidden, errorBody{
+	c.Next()
+}
+
+// apply adds CORS headers to w for r's origin, if it is allowed. It reports false when it
+// answered r itself: a preflight (204), or an origin that is not allowed (403).
+func (p corsPolicy) apply(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	h := w.Header()
+	if !p.allowed(origin, r) {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusForbidden)
+		json.NewEncoder(w).Encode(errorBody{
 			Error: fmt.Sprintf("origin %q is not allowed: list it in GATEWAY_CORS_ORIGINS", truncate(origin, 100)),
 			Code:  "origin_not_allowed",
 		})
-		return
+		return false
 	}
-	h := c.Writer.Header()
 	h.Add("Vary", "Origin")
 	if p.any && !p.origins[strings.ToLower(origin)] {
 		h.Set("Access-Control-Allow-Origin", "*")
@@ -69,12 +81,12 @@ func (p corsPolicy) middleware(c *gin.Context) {
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Credentials", "true")
 	}
-	if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 		h.Set("Access-Control-Max-Age", "600")
-		c.AbortWithStatus(http.StatusNoContent)
-		return
+		w.WriteHeader(http.StatusNoContent)
+		return false
 	}
-	c.Next()
+	return true
 }

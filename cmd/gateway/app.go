@@ -60,7 +60,7 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 			return nil, fmt.Errorf("GATEWAY_METRICS_ADDR: %w", err)
 		}
 	}
-	a.handler.set(gateway.StartingHandler(cfg.Retry))
+	a.handler.set(gateway.StartingHandler(cfg.Retry, cfg.CORSOrigins))
 	a.srv = &http.Server{
 		Handler:           &a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
