@@ -6,9 +6,10 @@ import (
 )
 
 // A parked stream is live, on a connection it owns, and holds no goroutine while it has
-// nothing to write: only its subscriber, its writer's state, a keep-alive timer and the
-// reader that waits for its client to leave. Whatever gives it work — events queued, its
-// queue closed, the keep-alive due, its context done — wakes it: a goroutine then runs it
+// nothing to write: only its subscriber, its writer's state, a keep-alive timer and its
+// place in the Gateway's watch for hang-ups (hangups_linux.go). Whatever gives it work — events
+// queued, its queue closed, the keep-alive due, its token expired, its client gone — wakes
+// it (stream.stop, for the last two): a goroutine then runs it
 // until it has nothing left to do, and goes once nothing came for a moment (lingerFor): a
 // stream that receives events often keeps its goroutine, so that waking it costs no more
 // than waking a goroutine that waits on a channel.

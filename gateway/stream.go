@@ -22,7 +22,7 @@ type stream struct {
 	g       *Gateway
 	r       streamRequest
 	w       *streamWriter
-	req     context.Context // the request's, until the stream takes its connection over
+	req     context.Context // the request's, until the stream takes its connection over; guarded by mu
 	release func()          // gives back the stream's place under the limits
 	counted bool            // among the open streams of the metrics
 	expiry  *time.Timer     // stops the stream when its token expires
