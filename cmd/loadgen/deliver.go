@@ -14,21 +14,18 @@ import (
 func deliver(ctx context.Context, o options, t *target, out io.Writer) (result, error) {
 	conns, topics, rate := or(o.conns, 1000), or(o.topics, 10), or(o.rate, 1000)
 	r := result{unit: "deliveries/s"}
-	var before int64
-	var began time.Time
-	ss, stop, err := openStreams(ctx, t, streamsToOpen{
-		n:       conns,
-		topic:   func(i int) string { return o.topic(i % topics) },
-		settled: func() { before, began = memory(o.pid), time.Now() },
-	}, o.timeout)
+	ss, stop, m, err := openMeasured(ctx, t, streamsToOpen{
+		n:     conns,
+		topic: func(i int) string { return o.topic(i % topics) },
+	}, o.pid, o.timeout)
 	if err != nil {
 		return r, err
 	}
 	defer stop()
-	fmt.Fprintf(out, "streams open:     %d (joined in %s)\n", conns, time.Since(began).Round(time.Millisecond))
-	if after := memory(o.pid); before > 0 && after > 0 {
+	fmt.Fprintf(out, "streams open:     %d (joined in %s)\n", conns, m.in.Round(time.Millisecond))
+	if perStream, ok := m.perStream(conns); ok {
 		fmt.Fprintf(out, "server memory:    %.1f MiB before, %.1f MiB with the streams: %.1f KiB per stream\n",
-			mib(before), mib(after), float64(after-before)/1024/float64(conns))
+			mib(m.before), mib(m.after), perStream)
 	}
 
 	p := newPublisher(t, or(o.size, 256))

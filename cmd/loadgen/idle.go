@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"time"
 )
 
 // idle opens the streams, waits until the server holds them all and reports the server's
@@ -16,28 +15,28 @@ func idle(ctx context.Context, o options, t *target, _ io.Writer) (result, error
 	if o.pid <= 0 {
 		return r, errors.New("idle needs the server's -pid")
 	}
-	var before int64
-	var began time.Time
-	_, stop, err := openStreams(ctx, t, streamsToOpen{
+	_, stop, m, err := openMeasured(ctx, t, streamsToOpen{
 		n:       conns,
 		topic:   func(i int) string { return o.topic(i % topics) },
-		settled: func() { before, began = memory(o.pid), time.Now() },
-	}, o.timeout)
+		opening: o.opening,
+	}, o.pid, o.timeout)
 	if err != nil {
 		return r, err
 	}
 	defer stop()
-	opened := time.Since(began)
-	after := memory(o.pid)
-	if before == 0 || after == 0 {
+	perStream, ok := m.perStream(conns)
+	if !ok {
 		return r, errors.New("cannot read the server's memory in /proc")
 	}
-	r.value = float64(after-before) / 1024 / float64(conns)
+	r.value = perStream
 	r.ok = true
 	r.note("streams", conns)
-	r.note("opened_in", opened)
-	r.note("mem_before_mib", round1(mib(before)))
-	r.note("mem_after_mib", round1(mib(after)))
+	if o.opening > 0 {
+		r.note("opening", o.opening)
+	}
+	r.note("opened_in", m.in)
+	r.note("mem_before_mib", round1(mib(m.before)))
+	r.note("mem_after_mib", round1(mib(m.after)))
 	return r, nil
 }
 

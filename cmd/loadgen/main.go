@@ -14,7 +14,8 @@
 //	deliver  -conns [1000] streams over -topics [10] topics; publish at -rate for -duration
 //	         from 16 publishers; every stream must get its topic's events exactly, in order.
 //	idle     open -conns [10000] streams and report the server's memory per stream (-pid);
-//	         run it on a fresh server, whose memory no earlier load has grown.
+//	         run it on a fresh server, whose memory no earlier load has grown. They all
+//	         connect at once, or -opening at a time.
 //	publish  -publishers [32] on kept-alive connections at full speed for -duration over
 //	         -topics [10] topics, nobody listening: publishes per second.
 //	replay   publish -events [100000] on one topic, then one stream resumes after the first
@@ -60,6 +61,7 @@ type options struct {
 	size       int
 	publishers int
 	pid        int
+	opening    int
 	prefix     string
 	slowEvery  int
 	pause      time.Duration
@@ -81,6 +83,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish, for deliver and publish")
 	flag.IntVar(&o.size, "size", 0, "bytes of data per event (0: 4096 for slow, else 256)")
 	flag.IntVar(&o.publishers, "publishers", 0, "concurrent publishers (0: the scenario's default)")
+	flag.IntVar(&o.opening, "opening", 0, "idle: streams connecting at once (0: all at once)")
 	flag.IntVar(&o.pid, "pid", 0, "the server's process id, to report its memory (with its children's: nginx's workers)")
 	flag.StringVar(&o.prefix, "prefix", "load", "first token of the topics used")
 	flag.IntVar(&o.slowEvery, "slow-every", 10, "slow: one stream in this many reads slowly")

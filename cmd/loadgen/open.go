@@ -13,8 +13,11 @@ type streamsToOpen struct {
 	resume bool                      // every stream resumes like EventSource when it ends
 	pause  func(i int) time.Duration // stream i's pause after each event; nil: none pause
 	// settled, when set, runs once the server's count of open streams has settled and
-	// before the streams connect: the place to read the server's memory without them.
+	// before the streams connect.
 	settled func()
+	// opening bounds the streams connecting at once (0: all at once), as browsers arriving
+	// over time would; a stream counts as connecting until its response's headers arrive.
+	opening int
 }
 
 // openStreams opens the streams want describes, each running in a goroutine of its own,
@@ -30,9 +33,13 @@ func openStreams(ctx context.Context, t *target, want streamsToOpen, timeout tim
 	if want.settled != nil {
 		want.settled()
 	}
+	var gate chan struct{}
+	if want.opening > 0 {
+		gate = make(chan struct{}, want.opening)
+	}
 	ss = make([]*stream, want.n)
 	for i := range ss {
-		ss[i] = &stream{t: t, topic: want.topic(i), resume: want.resume}
+		ss[i] = &stream{t: t, topic: want.topic(i), resume: want.resume, gate: gate}
 		if want.pause != nil {
 			ss[i].pause = want.pause(i)
 		}
@@ -43,6 +50,37 @@ func openStreams(ctx context.Context, t *target, want streamsToOpen, timeout tim
 		return nil, nil, err
 	}
 	return ss, stop, nil
+}
+
+// opened is what opening streams cost the server: how long it took, and its memory before
+// and with them (0 when it cannot be read).
+type opened struct {
+	in            time.Duration
+	before, after int64
+}
+
+// perStream is the server's memory per stream opened, in KiB, or false if it is unknown.
+func (o opened) perStream(n int) (float64, bool) {
+	if o.before == 0 || o.after == 0 {
+		return 0, false
+	}
+	return float64(o.after-o.before) / 1024 / float64(n), true
+}
+
+// openMeasured is openStreams that also measures what the streams cost the server whose
+// process is pid: its memory is read once the count of open streams has settled, and again
+// once the streams are all open.
+func openMeasured(ctx context.Context, t *target, want streamsToOpen, pid int, timeout time.Duration) ([]*stream, func(), opened, error) {
+	var o opened
+	var began time.Time
+	want.settled = func() { o.before, began = memory(pid), time.Now() }
+	ss, stop, err := openStreams(ctx, t, want, timeout)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	o.in = time.Since(began)
+	o.after = memory(pid)
+	return ss, stop, o, nil
 }
 
 // settledOpen returns how many streams the server holds open once that number has

@@ -24,6 +24,7 @@ type stream struct {
 	topic  string
 	resume bool
 	pause  time.Duration // after each event: a slow reader
+	gate   chan struct{} // held while connecting, when the streams connecting at once are bounded
 
 	// Written by the goroutine in run; read by others only after run has returned.
 	lastID string     // where the next connection resumes ("": from the next event)
@@ -70,7 +71,17 @@ func (s *stream) read(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.gate != nil {
+		select {
+		case s.gate <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	resp, err := s.t.streams.Do(req)
+	if s.gate != nil {
+		<-s.gate // the headers are in, or the connection failed
+	}
 	if err != nil {
 		return err
 	}
