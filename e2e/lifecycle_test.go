@@ -65,17 +65,19 @@ func TestShutdownInterrupt(t *testing.T) {
 }
 
 // shutDownWith sends sig, waits up to shutdownLimit for the process to exit (failing the
-// test if it does not), logs how long it took and checks that it exited 0. after says
+// test if it does not), checks that it exited 0 and returns how long it took. after says
 // what the process exited after, for the messages.
-func (g *gatewayProc) shutDownWith(t *testing.T, sig os.Signal, after string) {
+func (g *gatewayProc) shutDownWith(t *testing.T, sig os.Signal, after string) time.Duration {
 	t.Helper()
 	began := time.Now()
 	g.signal(t, sig)
 	code := g.waitExit(t, shutdownLimit)
-	t.Logf("exited with %d, %s after %s", code, time.Since(began).Round(time.Millisecond), after)
+	took := time.Since(began)
+	t.Logf("exited with %d, %s after %s", code, took.Round(time.Millisecond), after)
 	if code != 0 {
 		t.Errorf("exit code %d after %s, want 0", code, after)
 	}
+	return took
 }
 
 // TestRestart stops a gateway and starts another on the same data directory: ids stay
@@ -353,14 +355,16 @@ func TestCrashRestart(t *testing.T) {
 // TestShutdownStuckClient sends SIGTERM while a client has stopped reading its stream
 // (its connection's buffers are full, so the gateway's writes to it block). The process
 // must still exit 0 within shutdownLimit: GATEWAY_SHUTDOWN_TIMEOUT bounds a graceful
-// shutdown, even with a write timeout longer than that.
+// shutdown, even with a write timeout longer than that, and the stuck stream is aborted
+// when it runs out, not before.
 func TestShutdownStuckClient(t *testing.T) {
 	t.Parallel()
+	const grace = 5 * time.Second
 	const events = 1500 // 12 MB: more than the kernel buffers, less than the queue
 	g := startGateway(t,
 		"GATEWAY_BUFFER_SIZE=4096",
 		"GATEWAY_WRITE_TIMEOUT=1m",
-		"GATEWAY_SHUTDOWN_TIMEOUT=3s",
+		"GATEWAY_SHUTDOWN_TIMEOUT="+grace.String(),
 	)
 	stuck := dialStream(t, g, "/events?topic=big")
 	healthy := g.subscribe(t, "topic=big")
@@ -376,7 +380,14 @@ func TestShutdownStuckClient(t *testing.T) {
 		t.Fatalf("stats %+v: want 2 connections, none cut off", s)
 	}
 	g.client.CloseIdleConnections()
-	g.shutDownWith(t, syscall.SIGTERM, "SIGTERM, with a stuck client")
+	// The stuck stream holds the shutdown until the timeout aborts it: not before, and not
+	// much later.
+	if took := g.shutDownWith(t, syscall.SIGTERM, "SIGTERM, with a stuck client"); took < grace {
+		t.Errorf("exited %s after SIGTERM, before GATEWAY_SHUTDOWN_TIMEOUT (%s) aborted the stuck stream", took.Round(time.Millisecond), grace)
+	}
+	if aborted := g.log.entries(func(e logEntry) bool { return e.msg() == "shutdown: aborted streams whose clients were not reading" }); len(aborted) != 1 || aborted[0]["streams"] != float64(1) {
+		t.Errorf("log lines on the aborted stream: %v, want one with streams=1", aborted)
+	}
 	if _, err := healthy.expectEnd(t, eventTimeout); err != io.EOF {
 		t.Errorf("healthy stream ended with %v, want EOF", err)
 	}

@@ -198,8 +198,9 @@ func (a *app) run(ctx context.Context, stop func()) error {
 	a.log.Info("gateway shutting down", "streams", a.gw.Stats().Connections)
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
-	// End the streams first: Shutdown would wait for them forever.
-	if cerr := a.gw.Close(); cerr != nil {
+	// End the streams first (the HTTP server's Shutdown would wait for them forever),
+	// aborting those whose clients are not reading when the timeout runs out.
+	if cerr := a.gw.Shutdown(sctx); cerr != nil {
 		a.log.Warn("closing streams", "err", cerr)
 	}
 	if serr := a.srv.Shutdown(sctx); serr != nil {
