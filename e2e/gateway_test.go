@@ -141,13 +141,7 @@ func launchGateway(tb testing.TB, dataDir string, env ...string) *gatewayProc {
 		if g.client != nil {
 			g.client.CloseIdleConnections()
 		}
-		for _, line := range g.log.lines() {
-			if strings.Contains(line, "WARNING: DATA RACE") || strings.HasPrefix(line, "panic: ") ||
-				strings.HasPrefix(line, "fatal error: ") {
-				tb.Errorf("gateway crashed or raced: %s", line)
-				break
-			}
-		}
+		g.log.failOnCrash(tb)
 		if tb.Failed() {
 			tb.Logf("gateway log (%s):\n%s", dataDir, g.log.tail(60))
 		}
@@ -254,7 +248,21 @@ func runGateway(tb testing.TB, timeout time.Duration, dataDir string, args []str
 		<-g.exited
 		tb.Fatalf("gateway %v still running after %s; killed. Output:\n%s", args, timeout, g.log.text())
 	}
+	g.log.failOnCrash(tb)
 	return cmd.ProcessState.ExitCode(), g.log.lines()
+}
+
+// failOnCrash fails tb if the process raced (its race detector's report), panicked or
+// died of a fatal runtime error, quoting the first such line.
+func (l *logLines) failOnCrash(tb testing.TB) {
+	tb.Helper()
+	for _, line := range l.lines() {
+		if strings.Contains(line, "WARNING: DATA RACE") || strings.HasPrefix(line, "panic: ") ||
+			strings.HasPrefix(line, "fatal error: ") {
+			tb.Errorf("gateway crashed or raced: %s", line)
+			return
+		}
+	}
 }
 
 // logLines collects a process's output lines and lets tests wait for one.
