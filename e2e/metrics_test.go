@@ -233,7 +233,12 @@ func TestMetricsAddr(t *testing.T) {
 	}
 	g.publish(t, "a", "", "x")
 	waitMetric(t, "http://"+addr, 1, "natsse_events_dispatched_total")
-	if resp, err := http.Get("http://" + addr + "/events?topic=a"); err != nil || resp.StatusCode != http.StatusNotFound {
-		t.Errorf("GET /events on the metrics address: %v %v, want 404", resp, err)
+	resp, err := http.Get("http://" + addr + "/events?topic=a")
+	if err != nil {
+		t.Fatalf("GET /events on the metrics address: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /events on the metrics address: %s, want 404", resp.Status)
 	}
 }
