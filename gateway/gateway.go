@@ -24,6 +24,7 @@ type Gateway struct {
 	cors    corsPolicy
 	limits  *limits
 	dates   dateCache // the Date header of publish answers
+	ready   feedWatch // the live feed's progress, for /readyz
 
 	presence *natsbus.Presence // set once by New: answers the other gateways' surveys
 	hangups  *hangups          // set once by New: tells parked streams their client left; nil if unavailable

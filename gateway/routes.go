@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -36,16 +34,6 @@ func (g *Gateway) routes() *gin.Engine {
 
 func (g *Gateway) handleHealth(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
-}
-
-func (g *Gateway) handleReady(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
-	defer cancel()
-	if err := g.bus.Ready(ctx); err != nil {
-		g.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
 func (g *Gateway) handleStats(c *gin.Context) {

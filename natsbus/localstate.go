@@ -41,3 +41,7 @@ func (b *Bus) localState() (s streamState, ok bool) {
 	}
 	return s, false
 }
+
+// Standalone reports whether the stream's only copy is in this process's embedded server,
+// so that State is the stream's own state, read in place.
+func (b *Bus) Standalone() bool { return b.opts.readsLocalState() }

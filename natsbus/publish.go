@@ -60,9 +60,10 @@ const errCodeMsgIDInProcess jetstream.ErrorCode = 10158
 // elected) is sent again after a short wait, growing up to half a second, and one
 // unanswered for two seconds (its leader died with it) is sent again at once, with the same
 // Nats-Msg-Id, so that the stream stores it once: a publication without MsgID is given a
-// unique one there. A standalone Bus's stream is in its own server: it waits for the one
-// answer. Errors are ErrUnavailable (wrapping the last failure, or ctx's error) and
-// ErrClosed.
+// unique one there — unless this node of an embedded cluster is cut off from a quorum
+// (see CutOff): then it fails at once with ErrCutOff, for the caller to try elsewhere. A
+// standalone Bus's stream is in its own server: it waits for the one answer. Errors are
+// ErrUnavailable (wrapping the last failure, ctx's error, or ErrCutOff) and ErrClosed.
 func (b *Bus) Publish(ctx context.Context, p Publication) (PublishResult, error) {
 	return b.publishBy(ctx, p, time.Time{})
 }
@@ -114,10 +115,16 @@ func (b *Bus) publish(ctx context.Context, m *nats.Msg, dedup bool, deadline tim
 			if !dedup || !b.resends {
 				return answer{}, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 			}
+			if cut := b.CutOff(); cut != nil {
+				return answer{}, fmt.Errorf("publish: %w", cut) // no leader this side will answer
+			}
 			backoff = 0 // it waited long enough: again at once
 			continue
 		case errors.Is(err, jetstream.ErrNoStreamResponse) && b.resends, // a new leader is coming
 			errors.Is(err, jetstream.ErrTooManyStalledMsgs), retryableAPIError(err):
+			if cut := b.CutOff(); cut != nil {
+				return answer{}, fmt.Errorf("publish: %w", cut)
+			}
 		default:
 			return answer{}, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 		}
