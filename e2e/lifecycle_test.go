@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -333,8 +334,10 @@ func TestCrashRestart(t *testing.T) {
 	got := s.take(t, 20)
 	g.kill(t)
 	nc.Close()
-	if _, err := s.expectEnd(t, eventTimeout); err == nil {
-		t.Errorf("stream of a killed gateway ended without an error")
+	// The process is gone before it could end the chunked body: the client sees the
+	// connection close (or reset) in the middle of it, never the clean end of a shutdown.
+	if _, err := s.expectEnd(t, eventTimeout); !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("stream of a killed gateway ended with %v, want the body cut off (unexpected EOF or connection reset)", err)
 	}
 
 	g = g.restart(t)

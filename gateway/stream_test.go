@@ -195,7 +195,10 @@ func TestResumeWhilePublishing(t *testing.T) {
 				c := e.subscribe(t, "topic=x.*&last_event_id=earliest", last)
 				for n := 0; n < 37; n++ {
 					select {
-					case ev := <-c.events:
+					case ev, ok := <-c.events:
+						if !ok {
+							t.Fatalf("stream ended after %q: %v", last, <-c.done)
+						}
 						got = append(got, ev.ID)
 						last = ev.ID
 						continue
