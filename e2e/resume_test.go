@@ -160,7 +160,7 @@ func testResume(t *testing.T, env []string) {
 	t.Logf("%d events over %d connections, %d of them opened while publishing", len(got), conns, connsLive)
 	compareEvents(t, got, want)
 	// Nothing follows the last event.
-	g.subscribeFrom(t, topicQuery(filters...), lastID).expectQuiet(t, 100*time.Millisecond)
+	g.expectNothingElse(t, "r.a", g.subscribeFrom(t, topicQuery(filters...), lastID))
 }
 
 // expectedEvents lists the events a client of filters receives, from the stream's messages.
@@ -228,23 +228,30 @@ func TestResumePosition(t *testing.T) {
 
 func testResumePosition(t *testing.T, g *gatewayProc) {
 	var ids []string
+	var want []sseformat.Event // every event of p.x, markers included
 	for i := range 10 {
 		ids = append(ids, g.publish(t, "p.x", "", fmt.Sprintf("e%d", i)).ID)
+		want = append(want, sseformat.Event{ID: ids[i], Data: fmt.Sprintf("e%d", i)})
 		g.publish(t, "p.other", "", "other")
 	}
-	// check expects the p.x events from index from on, and then nothing.
+	// nothingElse checks that the next event of s is a marker published now on p.x, which
+	// the streams of the later checks receive too.
+	nothingElse := func(t *testing.T, s *sseStream) {
+		t.Helper()
+		want = append(want, g.expectNothingElse(t, "p.x", s))
+	}
+	// check expects the p.x events from index from on, and then nothing else.
 	check := func(t *testing.T, s *sseStream, from int) {
 		t.Helper()
-		for i := from; i < 10; i++ {
-			if ev := s.next(t); ev.ID != ids[i] || ev.Data != fmt.Sprintf("e%d", i) {
-				t.Fatalf("event %d: got %+v, want %s", i, ev, ids[i])
+		for i := from; i < len(want); i++ {
+			if ev := s.next(t); ev != want[i] {
+				t.Fatalf("event %d: got %+v, want %+v", i, ev, want[i])
 			}
 		}
-		s.expectQuiet(t, 100*time.Millisecond)
+		nothingElse(t, s)
 	}
 	t.Run("live", func(t *testing.T) {
-		s := g.subscribe(t, "topic=p.x")
-		s.expectQuiet(t, 100*time.Millisecond)
+		nothingElse(t, g.subscribe(t, "topic=p.x"))
 	})
 	t.Run("earliest", func(t *testing.T) {
 		check(t, g.subscribe(t, "topic=p.x&last_event_id=earliest"), 0)
@@ -278,12 +285,12 @@ func testResumePosition(t *testing.T, g *gatewayProc) {
 		}
 	})
 	t.Run("at the end", func(t *testing.T) {
-		s := g.subscribeFrom(t, "topic=p.x", ids[9])
-		s.expectQuiet(t, 100*time.Millisecond)
+		last := want[len(want)-1].ID
+		nothingElse(t, g.subscribeFrom(t, "topic=p.x", last))
 	})
 	t.Run("then live", func(t *testing.T) {
 		s := g.subscribeFrom(t, "topic=p.x", ids[7])
-		check(t, s, 8) // and quiet
+		check(t, s, 8)
 		res := g.publish(t, "p.x", "", "live")
 		if ev := s.next(t); ev.ID != res.ID || ev.Data != "live" {
 			t.Errorf("got %+v, want the live event %s", ev, res.ID)
