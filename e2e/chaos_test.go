@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,9 +50,11 @@ var chaosTopics = []string{"c.a.0", "c.a.1", "c.a.2", "c.a.3", "c.b.0", "c.b.1",
 
 // TestChaos publishes over HTTP, core NATS and JetStream while clients with varied filters
 // connect, read, drop and resume at random — some too slow for their buffers — and the
-// gateway is killed with SIGKILL and restarted halfway. Then every client's events must
-// equal the stream's matching events after its first resume point (no gap, no duplicate,
-// in order), and every acknowledged publish must be in the stream.
+// gateway is killed with SIGKILL and restarted halfway. Then every acknowledged publish
+// must be in the stream as published, and every client's events must equal the stream's
+// matching events (id, type and data) after its first resume point (no gap, no duplicate,
+// in order). A client that started live is checked from its first event, which must come
+// no later than the first matching publish begun after its stream was established.
 func TestChaos(t *testing.T) {
 	scale := chaosScaleFromEnv()
 	dir := t.TempDir()
@@ -75,11 +78,9 @@ func TestChaos(t *testing.T) {
 		pub.start(scale.interval, func(i int) (ack, error) {
 			// A retry must repeat the publish exactly: same key, same topic.
 			topic := chaosTopics[(i*7+w)%len(chaosTopics)]
-			// Sizes up to 16 KiB, so that a slow reader's socket buffers (megabytes on the
-			// gateway's side) fill and its queue overflows, even on a busy machine.
-			data := fmt.Sprintf("h%d-%d ", w, i) + strings.Repeat("x", (i*7919)%(16<<10))
-			seq, err := httpPublish(ctx, client, base, topic, fmt.Sprintf("http-%d-%d", w, i), data)
-			return ack{seq: seq, topic: topic, kind: "http"}, err
+			key := fmt.Sprintf("h%d-%d", w, i)
+			seq, err := httpPublish(ctx, client, base, topic, "http-"+key, chaosData(key))
+			return ack{seq: seq, topic: topic, data: key, kind: "http"}, err
 		})
 	}
 	// The gateway is killed halfway: the connection errors are expected, not printed.
@@ -102,7 +103,7 @@ func TestChaos(t *testing.T) {
 		if err != nil {
 			return ack{}, err
 		}
-		return ack{seq: a.Sequence, topic: topic, kind: "js"}, nil
+		return ack{seq: a.Sequence, topic: topic, data: fmt.Sprintf("js-%d", i), kind: "js"}, nil
 	})
 	pub.startUnacked(scale.interval, func(i int) {
 		nc.Publish("sse."+chaosTopics[rand.IntN(len(chaosTopics))], []byte(fmt.Sprintf("core-%d", i)))
@@ -113,6 +114,7 @@ func TestChaos(t *testing.T) {
 	for i := range clients {
 		c := newResumer([]string{base}, 0, chaosFilters[rand.IntN(len(chaosFilters))], epoch, "")
 		c.randomParam = true
+		c.sums = true
 		if i%10 == 0 {
 			// Too slow for its buffers: it keeps its stream until the gateway cuts it off.
 			c.filters = []string{"c.>"}
@@ -161,22 +163,15 @@ func TestChaos(t *testing.T) {
 	stream := readStream(t, refJS)
 	t.Logf("stream holds %d events; %d acknowledged publishes", len(stream), pub.acks.count())
 
-	// Crash safety: every acknowledged publish is stored, on its topic.
-	bySeq := make(map[uint64]storedMsg, len(stream))
-	for _, m := range stream {
-		bySeq[m.seq] = m
-	}
-	for _, a := range pub.acks.all() {
-		if m, ok := bySeq[a.seq]; !ok || m.topic != a.topic {
-			t.Errorf("acknowledged publish seq %d on %s is not in the stream (found %+v)", a.seq, a.topic, m)
-		}
-	}
+	// Crash safety: every acknowledged publish is stored as published, and the stream
+	// holds nothing else than what the publishers sent.
+	checkChaosStream(t, stream, pub.acks.all())
 
 	// Let every client catch up to the end of the stream, then compare.
 	if !rs.catchUp(stream, 2*time.Minute) {
 		t.Fatal("clients did not catch up within 2 minutes")
 	}
-	reconnects, events := 0, 0
+	reconnects, events, bounded := 0, 0, 0
 	for i, c := range clients {
 		reconnects += c.sessions - 1
 		events += len(c.seqs)
@@ -188,11 +183,94 @@ func TestChaos(t *testing.T) {
 		if d := seqDiff(c.seqs, want); d != "" {
 			t.Errorf("client %d %v from %q (slow=%v): %s", i, c.filters, c.start, c.slow, d)
 		}
+		if d := c.eventDiff(stream); d != "" {
+			t.Errorf("client %d %v from %q (slow=%v): %s", i, c.filters, c.start, c.slow, d)
+		}
+		if c.start == "" {
+			d, ok := liveStartDiff(c, pub.acks.all())
+			if d != "" {
+				t.Errorf("client %d %v, started live (slow=%v): %s", i, c.filters, c.slow, d)
+			}
+			if ok {
+				bounded++
+			}
+		}
 	}
 	cut := cutBeforeKill + g.stats(t).SlowCut
-	t.Logf("%d clients received %d events over %d reconnects; slow clients were cut off %d times",
-		len(clients), events, reconnects, cut)
+	t.Logf("%d clients received %d events over %d reconnects; slow clients were cut off %d times; %d live starts checked against a later publish",
+		len(clients), events, reconnects, cut, bounded)
+	if bounded == 0 {
+		t.Error("no client that started live had a publish on its topics after its stream was established: their start was not checked")
+	}
 	if cut == 0 {
 		t.Error("no client was ever cut off: the slow-client path was not exercised")
 	}
+}
+
+// chaosData is the data of TestChaos's HTTP publish key: sizes up to 16 KiB, so that a slow
+// reader's socket buffers (megabytes on the gateway's side) fill and its queue overflows,
+// even on a busy machine.
+func chaosData(key string) string {
+	return key + " " + strings.Repeat("x", int(digest(key)%(16<<10)))
+}
+
+// checkChaosStream checks TestChaos's stream against what was published: every
+// acknowledged publish is stored on its topic, with its type and data, and every message
+// is one of the publishers' (the core NATS ones are not acknowledged).
+func checkChaosStream(t *testing.T, stream []storedMsg, acks []ack) {
+	t.Helper()
+	published := func(a ack) storedMsg {
+		if a.kind == "js" {
+			return storedMsg{seq: a.seq, topic: a.topic, typ: "js", data: a.data}
+		}
+		return storedMsg{seq: a.seq, topic: a.topic, data: chaosData(a.data)}
+	}
+	bad := 0
+	for _, a := range acks {
+		if m, want := storedAt(stream, a.seq), published(a); m != want {
+			if bad++; bad <= 5 {
+				t.Errorf("acknowledged %s publish %q, seq %d: stored on %q with type %q and %d bytes, want on %q with type %q and %d bytes",
+					a.kind, a.data, m.seq, m.topic, m.typ, len(m.data), want.topic, want.typ, len(want.data))
+			}
+		}
+	}
+	for _, m := range stream {
+		key, _, _ := strings.Cut(m.data, " ")
+		ok := m.seq == 1 && m.data == "first" ||
+			strings.HasPrefix(m.data, "core-") && m.typ == "" ||
+			strings.HasPrefix(m.data, "js-") && m.typ == "js" ||
+			strings.HasPrefix(m.data, "h") && m.typ == "" && m.data == chaosData(key)
+		if !ok || !slices.Contains(chaosTopics, m.topic) {
+			if bad++; bad <= 5 {
+				t.Errorf("stored message %d on %q with type %q and data %.40q was not published", m.seq, m.topic, m.typ, m.data)
+			}
+		}
+	}
+	if bad > 5 {
+		t.Errorf("... %d differences in all", bad)
+	}
+}
+
+// liveStartDiff checks where a client that started live began: its first event must come
+// no later than the first acknowledged publish on its topics that began after its stream
+// without a position was established. It describes the difference, "" when there is none,
+// and reports whether there was such a publish to check against.
+func liveStartDiff(c *resumer, acks []ack) (string, bool) {
+	var bound *ack
+	for i, a := range acks {
+		if a.began.After(c.live) && matchAny(c.filters, a.topic) && (bound == nil || a.seq < bound.seq) {
+			bound = &acks[i]
+		}
+	}
+	switch {
+	case bound == nil:
+		return "", false
+	case len(c.seqs) == 0:
+		return fmt.Sprintf("no event, though seq %d on %s was published %s after its stream was established",
+			bound.seq, bound.topic, bound.began.Sub(c.live)), true
+	case c.seqs[0] > bound.seq:
+		return fmt.Sprintf("first event seq %d, after seq %d on %s, published %s after its stream was established",
+			c.seqs[0], bound.seq, bound.topic, bound.began.Sub(c.live)), true
+	}
+	return "", true
 }

@@ -3,9 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -97,13 +97,21 @@ func TestFanOut(t *testing.T) {
 		t.Fatalf("publish: %v", err)
 	}
 
+	// Then a marker for each filter set, on a topic it matches: every subscriber's last
+	// events are markers, and anything it should not have got, or got twice, would come
+	// before them.
+	for i, fs := range filterSets {
+		g.publish(t, markerTopic(fs[0]), "marker", fmt.Sprintf("marker %d", i))
+	}
+	published := 4*perPublisher + len(filterSets)
+
 	// What each subscriber must get: the stream's messages, read directly.
 	var msgs []storedMsg
 	pollUntil(t, eventTimeout, "every publication stored", func() bool {
 		msgs = readStream(t, js)
-		return len(msgs) == 4*perPublisher
+		return len(msgs) == published
 	})
-	checkDistinct(t, msgs, 4*perPublisher)
+	checkDistinct(t, msgs, published)
 	epoch := epochOf(t, firstIDs[0])
 	for i, s := range subs {
 		t.Run(fmt.Sprintf("%d %v envelope=%v", i, s.filters, s.envelope), func(t *testing.T) {
@@ -125,7 +133,20 @@ func TestFanOut(t *testing.T) {
 			} else {
 				compareEvents(t, got, want)
 			}
-			s.stream.expectQuiet(t, 50*time.Millisecond)
+			if last := got[len(got)-1]; last.Type != "marker" {
+				t.Errorf("last event %+v, want a marker", last)
+			}
 		})
 	}
+}
+
+// markerTopic is a topic that filter matches: its wildcards made a token "m".
+func markerTopic(filter string) string {
+	tokens := strings.Split(filter, ".")
+	for i, tok := range tokens {
+		if tok == "*" || tok == ">" {
+			tokens[i] = "m"
+		}
+	}
+	return strings.Join(tokens, ".")
 }

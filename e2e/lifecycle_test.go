@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +18,7 @@ import (
 const shutdownLimit = 10 * time.Second
 
 // TestShutdown sends SIGTERM to a gateway with open streams: every stream must end
-// cleanly and the process must exit 0 within shutdownLimit.
+// cleanly and the process must exit 0 within three times README's promise.
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
@@ -38,8 +39,8 @@ func TestShutdown(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-	if took > shutdownLimit {
-		t.Errorf("took %s to exit, want at most %s", took, shutdownLimit)
+	if limit := cpuBound(t, 3*shutdownPromise); took > limit {
+		t.Errorf("took %s to exit, want at most %s", took, limit)
 	}
 	for i, s := range streams {
 		evs, err := s.expectEnd(t, eventTimeout)
@@ -118,15 +119,20 @@ func TestRestart(t *testing.T) {
 		}
 		ids = append(ids, res.ID)
 	}
+	var want []sseformat.Event // every event of topic r, markers included
+	for i, id := range ids {
+		want = append(want, sseformat.Event{ID: id, Type: "t", Data: fmt.Sprintf("r%d", i)})
+	}
+	// check expects the events from index from on, and then nothing else: the marker it
+	// publishes is the next event, and one more for the streams of the checks after it.
 	check := func(t *testing.T, s *sseStream, from int) {
 		t.Helper()
-		for i := from; i < len(ids); i++ {
-			ev := s.next(t)
-			if want := (sseformat.Event{ID: ids[i], Type: "t", Data: fmt.Sprintf("r%d", i)}); ev != want {
-				t.Fatalf("event %d: got %+v, want %+v", i, ev, want)
+		for i := from; i < len(want); i++ {
+			if ev := s.next(t); ev != want[i] {
+				t.Fatalf("event %d: got %+v, want %+v", i, ev, want[i])
 			}
 		}
-		s.expectQuiet(t, 100*time.Millisecond)
+		want = append(want, g.expectNothingElse(t, "r", s))
 	}
 	t.Run("resume from before the stop", func(t *testing.T) {
 		check(t, g.subscribeFrom(t, "topic=r", ids[4]), 5)
@@ -245,7 +251,7 @@ func TestGap(t *testing.T) {
 				t.Fatalf("after the gap: %+v, want %s", ev, ids[i])
 			}
 		}
-		s.expectQuiet(t, 100*time.Millisecond)
+		g.expectNothingElse(t, "x", s)
 		// From the oldest stored event's predecessor, there is no gap.
 		r := g.subscribeFrom(t, "topic=x", ids[39])
 		if ev := r.next(t); ev.ID != ids[40] {
@@ -335,8 +341,10 @@ func TestCrashRestart(t *testing.T) {
 	got := s.take(t, 20)
 	g.kill(t)
 	nc.Close()
-	if _, err := s.expectEnd(t, eventTimeout); err == nil {
-		t.Errorf("stream of a killed gateway ended without an error")
+	// The process is gone before it could end the chunked body: the client sees the
+	// connection close (or reset) in the middle of it, never the clean end of a shutdown.
+	if _, err := s.expectEnd(t, eventTimeout); !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("stream of a killed gateway ended with %v, want the body cut off (unexpected EOF or connection reset)", err)
 	}
 
 	g = g.restart(t)
@@ -349,7 +357,7 @@ func TestCrashRestart(t *testing.T) {
 			t.Fatalf("after the crash: event %d is %+v, want %s", i, ev, ids[i])
 		}
 	}
-	r.expectQuiet(t, 100*time.Millisecond)
+	g.expectNothingElse(t, "c", r)
 }
 
 // TestShutdownStuckClient sends SIGTERM while a client has stopped reading its stream

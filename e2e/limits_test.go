@@ -90,7 +90,7 @@ func TestPublishRate(t *testing.T) {
 	if got[3] != other.ID {
 		t.Errorf("stream got %v, want the other client's event %s last", got, other.ID)
 	}
-	s.expectQuiet(t, 100*time.Millisecond)
+	g.expectNothingElse(t, "r", s)
 }
 
 // TestStreamCapPerSubject counts the streams of a token's subject, from whatever address.

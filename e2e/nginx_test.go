@@ -152,7 +152,7 @@ func testNginxResume(t *testing.T) {
 	live := g.publish(t, "r", "", "live")
 	want = append(want, sseformat.Event{ID: live.ID, Data: "live"})
 	compareEvents(t, s.take(t, len(want)-from-1), want[from+1:])
-	s.expectQuiet(t, 200*time.Millisecond)
+	g.expectNothingElse(t, "r", s)
 }
 
 // testNginxRestart reads a topic through nginx with a client that resumes from its last id

@@ -50,8 +50,9 @@ func (l *syncList[T]) count() int {
 type ack struct {
 	seq   uint64
 	topic string
-	data  string // unique per logical publish (its key), when the test checks it
-	kind  string // "http" or "js"
+	data  string    // unique per logical publish (its key), when the test checks it
+	kind  string    // "http" or "js"
+	began time.Time // when its first attempt began: it was not stored before
 	at    time.Time
 }
 
@@ -154,15 +155,19 @@ func (p *publisher) start(interval time.Duration, publish func(i int) (ack, erro
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for i := 0; ; i++ {
+			var began time.Time
 			for {
 				select {
 				case <-p.stop:
 					return
 				case <-tick.C:
 				}
+				if began.IsZero() {
+					began = time.Now()
+				}
 				a, err := publish(i)
 				if err == nil {
-					a.at = time.Now()
+					a.began, a.at = began, time.Now()
 					p.acks.add(a)
 					break
 				}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -47,11 +48,28 @@ func testResume(t *testing.T, env []string) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	published := make(chan struct{})
-	var firstID string // the first HTTP answer, written before published is closed
+	// At each checkpoint the HTTP publisher waits until the client has reconnected: some
+	// reconnections happen while publishing is going on, however fast it is.
+	checkpoints := []int{perPublisher / 4, perPublisher / 2, 3 * perPublisher / 4}
+	reconnect := make(chan chan struct{}) // the publisher's request; closed once reconnected
+	var firstID string                    // the first HTTP answer, written before published is closed
 	wg.Add(2)
 	go func() { // HTTP
 		defer wg.Done()
 		for i := range perPublisher {
+			if slices.Contains(checkpoints, i) {
+				reconnected := make(chan struct{})
+				select {
+				case reconnect <- reconnected:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case <-reconnected:
+				case <-ctx.Done():
+					return
+				}
+			}
 			topic := topics[i%len(topics)]
 			res, err := g.tryPublish(ctx, topic, "h", fmt.Sprintf("http-%d", i), "")
 			if err != nil {
@@ -94,7 +112,8 @@ func testResume(t *testing.T, env []string) {
 	var want []sseformat.Event // known once publishing is over
 	lastID := ""
 	conns := 1
-	connsLive := 0 // reconnections while publishing was going on
+	connsLive := 0                // reconnections while publishing was going on
+	var reconnected chan struct{} // the publisher waits for a reconnection
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		// Take some events from the current connection, then drop it.
@@ -116,10 +135,11 @@ func testResume(t *testing.T, env []string) {
 					want = expectedEvents(msgs, epochOf(t, firstID), filters)
 				case err := <-pubErr:
 					t.Fatalf("publisher: %v", err)
+				case reconnected = <-reconnect:
 				default:
 				}
 			}
-			if want != nil && len(got) >= len(want) {
+			if reconnected != nil || (want != nil && len(got) >= len(want)) {
 				break
 			}
 			timeout := eventTimeout
@@ -145,9 +165,6 @@ func testResume(t *testing.T, env []string) {
 			t.Fatalf("after %d connections, %d events of %d", conns, len(got), len(want))
 		}
 		conns++
-		if want == nil {
-			connsLive++
-		}
 		switch {
 		case lastID == "":
 			stream = g.subscribe(t, topicQuery(filters...)+"&last_event_id=earliest")
@@ -156,11 +173,21 @@ func testResume(t *testing.T, env []string) {
 		default:
 			stream = g.subscribe(t, topicQuery(filters...)+"&last_event_id="+url.QueryEscape(lastID))
 		}
+		if !isClosed(published) {
+			connsLive++ // the stream is established and publishing is not over
+		}
+		if reconnected != nil {
+			close(reconnected)
+			reconnected = nil
+		}
 	}
 	t.Logf("%d events over %d connections, %d of them opened while publishing", len(got), conns, connsLive)
+	if connsLive < len(checkpoints) {
+		t.Errorf("%d reconnections while publishing, want at least %d", connsLive, len(checkpoints))
+	}
 	compareEvents(t, got, want)
 	// Nothing follows the last event.
-	g.subscribeFrom(t, topicQuery(filters...), lastID).expectQuiet(t, 100*time.Millisecond)
+	g.expectNothingElse(t, "r.a", g.subscribeFrom(t, topicQuery(filters...), lastID))
 }
 
 // expectedEvents lists the events a client of filters receives, from the stream's messages.
@@ -228,23 +255,30 @@ func TestResumePosition(t *testing.T) {
 
 func testResumePosition(t *testing.T, g *gatewayProc) {
 	var ids []string
+	var want []sseformat.Event // every event of p.x, markers included
 	for i := range 10 {
 		ids = append(ids, g.publish(t, "p.x", "", fmt.Sprintf("e%d", i)).ID)
+		want = append(want, sseformat.Event{ID: ids[i], Data: fmt.Sprintf("e%d", i)})
 		g.publish(t, "p.other", "", "other")
 	}
-	// check expects the p.x events from index from on, and then nothing.
+	// nothingElse checks that the next event of s is a marker published now on p.x, which
+	// the streams of the later checks receive too.
+	nothingElse := func(t *testing.T, s *sseStream) {
+		t.Helper()
+		want = append(want, g.expectNothingElse(t, "p.x", s))
+	}
+	// check expects the p.x events from index from on, and then nothing else.
 	check := func(t *testing.T, s *sseStream, from int) {
 		t.Helper()
-		for i := from; i < 10; i++ {
-			if ev := s.next(t); ev.ID != ids[i] || ev.Data != fmt.Sprintf("e%d", i) {
-				t.Fatalf("event %d: got %+v, want %s", i, ev, ids[i])
+		for i := from; i < len(want); i++ {
+			if ev := s.next(t); ev != want[i] {
+				t.Fatalf("event %d: got %+v, want %+v", i, ev, want[i])
 			}
 		}
-		s.expectQuiet(t, 100*time.Millisecond)
+		nothingElse(t, s)
 	}
 	t.Run("live", func(t *testing.T) {
-		s := g.subscribe(t, "topic=p.x")
-		s.expectQuiet(t, 100*time.Millisecond)
+		nothingElse(t, g.subscribe(t, "topic=p.x"))
 	})
 	t.Run("earliest", func(t *testing.T) {
 		check(t, g.subscribe(t, "topic=p.x&last_event_id=earliest"), 0)
@@ -278,12 +312,12 @@ func testResumePosition(t *testing.T, g *gatewayProc) {
 		}
 	})
 	t.Run("at the end", func(t *testing.T) {
-		s := g.subscribeFrom(t, "topic=p.x", ids[9])
-		s.expectQuiet(t, 100*time.Millisecond)
+		last := want[len(want)-1].ID
+		nothingElse(t, g.subscribeFrom(t, "topic=p.x", last))
 	})
 	t.Run("then live", func(t *testing.T) {
 		s := g.subscribeFrom(t, "topic=p.x", ids[7])
-		check(t, s, 8) // and quiet
+		check(t, s, 8)
 		res := g.publish(t, "p.x", "", "live")
 		if ev := s.next(t); ev.ID != res.ID || ev.Data != "live" {
 			t.Errorf("got %+v, want the live event %s", ev, res.ID)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -37,6 +38,7 @@ type resumer struct {
 	maxCuts     int             // it fails once more streams ended early; 0: no limit
 	mustReach   bool            // it fails when a gateway does not answer, rather than resuming
 	detail      bool            // it records each event's data and arrival time, not only its sequence
+	sums        bool            // it records each event's id, type and a digest of its data (see eventDiff)
 	hurry       <-chan struct{} // once closed, it reads at full speed, whatever its budget
 	http        *http.Client
 
@@ -49,6 +51,8 @@ type resumer struct {
 	seqs     []uint64
 	data     []string    // with detail
 	times    []time.Time // with detail
+	events   []eventSum  // with sums
+	live     time.Time   // when its latest stream without a position was established
 	last     string      // the id of the last event received
 	sessions int         // streams opened
 	hops     int         // moves to another gateway
@@ -148,6 +152,9 @@ func (c *resumer) session(ctx context.Context, done func() bool) (ended bool) {
 		return false
 	}
 	c.sessions++
+	if from == "" {
+		c.live = time.Now()
+	}
 	c.setCurrent("reading %s from after %q (session %d)", base, from, c.sessions)
 
 	budget := math.MaxInt
@@ -219,6 +226,9 @@ func (c *resumer) session(ctx context.Context, done func() bool) (ended bool) {
 			c.data = append(c.data, ev.Data)
 			c.times = append(c.times, time.Now())
 		}
+		if c.sums {
+			c.events = append(c.events, sumOf(ev))
+		}
 		c.last = ev.ID
 		c.received.Add(1)
 	}
@@ -280,6 +290,38 @@ func (c *resumer) dataDiff(stream []storedMsg) string {
 	for i, seq := range c.seqs {
 		if m := storedAt(stream, seq); m.data != c.data[i] {
 			return fmt.Sprintf("event %d has data %q, the stream %q", seq, c.data[i], m.data)
+		}
+	}
+	return ""
+}
+
+// eventSum is an event received, its data reduced to a digest: a client that reads
+// thousands of large events keeps only what compares them with the stream.
+type eventSum struct {
+	id, typ string
+	data    uint64 // FNV-1a of the data
+	size    int    // of the data
+}
+
+func sumOf(ev sseformat.Event) eventSum {
+	return eventSum{id: ev.ID, typ: ev.Type, data: digest(ev.Data), size: len(ev.Data)}
+}
+
+func digest(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// eventDiff describes the first event received with another id, type or data than the
+// stream's message of its sequence, "" when there is none. It needs sums.
+func (c *resumer) eventDiff(stream []storedMsg) string {
+	for i, seq := range c.seqs {
+		m := storedAt(stream, seq)
+		want := sseformat.Event{ID: formatID(c.epoch, seq), Type: m.typ, Data: wireData(m.data)}
+		if got := c.events[i]; got != sumOf(want) {
+			return fmt.Sprintf("event %d of %d: id %q, type %q, %d bytes of data; the stream's seq %d: id %q, type %q, %d bytes, data differs: %v",
+				i+1, len(c.seqs), got.id, got.typ, got.size, seq, want.ID, want.Type, len(want.Data), got.data != sumOf(want).data)
 		}
 	}
 	return ""

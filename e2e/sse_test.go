@@ -213,16 +213,21 @@ func (s *sseStream) expectEnd(tb testing.TB, timeout time.Duration) ([]sseformat
 	}
 }
 
-// expectQuiet checks that no event arrives within d.
-func (s *sseStream) expectQuiet(tb testing.TB, d time.Duration) {
+// expectNothingElse proves that nothing else is on its way to the streams: it publishes a
+// marker event on topic, which every stream's filters match, and checks that the marker is
+// each stream's next event. Anything the streams should not have got, or got twice, would
+// arrive before it. It returns the marker as the streams receive it, even when they got
+// something else first.
+func (g *gatewayProc) expectNothingElse(tb testing.TB, topic string, streams ...*sseStream) sseformat.Event {
 	tb.Helper()
-	ev, err := s.recv(d)
-	switch {
-	case err == nil:
-		tb.Fatalf("unexpected event %+v", ev)
-	case !errors.Is(err, errTimeout):
-		tb.Fatalf("stream ended: %v", err)
+	const typ, data = "marker", "nothing came before this"
+	marker := sseformat.Event{ID: g.publish(tb, topic, typ, data).ID, Type: typ, Data: data}
+	for i, s := range streams {
+		if ev := s.next(tb); ev != marker {
+			tb.Errorf("stream %d of %d: got %+v before the marker %s", i+1, len(streams), ev, marker.ID)
+		}
 	}
+	return marker
 }
 
 // close ends the request and waits for the reader to return. It is idempotent.

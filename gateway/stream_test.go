@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,7 +159,9 @@ func TestResumeHeaderWinsOverQuery(t *testing.T) {
 }
 
 // TestResumeWhilePublishing reconnects a client over and over while events keep coming,
-// and checks that it receives every event of its topic exactly once, in order.
+// and checks that it receives every event of its topic exactly once, in order. The
+// publisher waits at checkpoints until the client has reconnected, so that some
+// reconnections happen while publishing is going on, however fast it is.
 func TestResumeWhilePublishing(t *testing.T) {
 	t.Parallel()
 	for _, recent := range []int{0, 64} {
@@ -171,9 +174,24 @@ func TestResumeWhilePublishing(t *testing.T) {
 				want []string
 			)
 			pubDone := make(chan struct{})
+			checkpoints := []int{total / 4, total / 2, 3 * total / 4}
+			reconnect := make(chan chan struct{}) // the publisher's request; closed once reconnected
 			go func() {
 				defer close(pubDone)
 				for i := 0; i < total; i++ {
+					if slices.Contains(checkpoints, i) {
+						reconnected := make(chan struct{})
+						select {
+						case reconnect <- reconnected:
+						case <-t.Context().Done():
+							return
+						}
+						select {
+						case <-reconnected:
+						case <-t.Context().Done():
+							return
+						}
+					}
 					topic := []string{"x.1", "x.2", "y"}[i%3]
 					res, err := e.bus.Publish(context.Background(), natsbus.Publication{Topic: topic, Data: []byte(fmt.Sprint(i))})
 					if err != nil {
@@ -189,16 +207,33 @@ func TestResumeWhilePublishing(t *testing.T) {
 			}()
 			var got []string
 			last := ""
+			live := 0                     // reconnections while publishing was going on
+			var reconnected chan struct{} // the publisher waits for a reconnection
 			for round := 0; ; round++ {
 				// The first request starts from the beginning; later ones resume with the
 				// header, which wins over the query parameter.
 				c := e.subscribe(t, "topic=x.*&last_event_id=earliest", last)
+				select {
+				case <-pubDone:
+				default:
+					if round > 0 {
+						live++ // the stream is established and publishing is not over
+					}
+				}
+				if reconnected != nil {
+					close(reconnected)
+					reconnected = nil
+				}
 				for n := 0; n < 37; n++ {
 					select {
-					case ev := <-c.events:
+					case ev, ok := <-c.events:
+						if !ok {
+							t.Fatalf("stream ended after %q: %v", last, <-c.done)
+						}
 						got = append(got, ev.ID)
 						last = ev.ID
 						continue
+					case reconnected = <-reconnect:
 					case <-pubDone:
 					}
 					break
@@ -220,6 +255,9 @@ func TestResumeWhilePublishing(t *testing.T) {
 					last = ev.ID
 				}
 				break
+			}
+			if live < len(checkpoints) {
+				t.Errorf("%d reconnections while publishing, want at least %d", live, len(checkpoints))
 			}
 			mu.Lock()
 			defer mu.Unlock()
