@@ -166,29 +166,7 @@ func TestSanitized(t *testing.T) {
 func TestStartFailures(t *testing.T) {
 	t.Parallel()
 	const timeout = 15 * time.Second
-	// checkFailure checks a failed start's exit code and output.
-	checkFailure := func(t *testing.T, code int, lines []string, wantCode int, mentions ...string) {
-		t.Helper()
-		if code == 0 || (wantCode != 0 && code != wantCode) {
-			t.Errorf("exit code %d, want %d", code, wantCode)
-		}
-		out := strings.Join(lines, "\n")
-		for _, l := range lines {
-			if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "goroutine ") {
-				t.Errorf("the gateway crashed:\n%s", out)
-				return
-			}
-		}
-		if len(lines) != 1 {
-			t.Errorf("%d lines of output, want one error line:\n%s", len(lines), out)
-		}
-		for _, m := range mentions {
-			if !strings.Contains(strings.ToLower(out), strings.ToLower(m)) {
-				t.Errorf("output does not mention %q:\n%s", m, out)
-			}
-		}
-		t.Logf("output: %s", out)
-	}
+	checkFailure := checkStartFailure
 
 	t.Run("data dir locked", func(t *testing.T) {
 		t.Parallel()

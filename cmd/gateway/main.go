@@ -36,7 +36,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig()
 	if err != nil {
-		logger(os.Stderr, slog.LevelInfo, "text").Error("gateway failed to start", "err", err)
+		format := "text" // unless the format, at least, is right (cfg may not have read it)
+		if os.Getenv(envPrefix+"_LOG_FORMAT") == "json" {
+			format = "json"
+		}
+		logger(stderr, slog.LevelInfo, format).Error("gateway failed to start", "err", err)
 		return 1
 	}
 	level, _ := cfg.logLevel()
