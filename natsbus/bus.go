@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ var (
 	ErrDataDirLocked = errors.New("natsbus: data dir locked")
 	ErrUnavailable   = errors.New("natsbus: stream unavailable")
 	ErrListen        = errors.New("natsbus: cannot listen for NATS clients on")
+	ErrConnect       = errors.New("natsbus: cannot connect to the NATS deployment at")
 )
 
 // Bus is a running NATS server with the gateway's stream, and a connection to it.
@@ -107,6 +109,9 @@ func (b *Bus) start() error {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { b.log.Info("NATS connection restored", "url", nc.ConnectedUrlRedacted()) }),
 	)...)
+	if err != nil && len(b.opts.URLs) > 0 {
+		return fmt.Errorf("%w %s: %w", ErrConnect, redactURLs(b.opts.URLs), err)
+	}
 	if err != nil {
 		return fmt.Errorf("natsbus: connect to NATS: %w", err)
 	}
@@ -314,4 +319,16 @@ func (b *Bus) shutdown() {
 	if b.lock != nil {
 		b.lock.release()
 	}
+}
+
+// redactURLs joins urls with the passwords in them replaced by "xxxxx".
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, s := range urls {
+		out[i] = s
+		if u, err := url.Parse(strings.TrimSpace(s)); err == nil {
+			out[i] = u.Redacted()
+		}
+	}
+	return strings.Join(out, ",")
 }

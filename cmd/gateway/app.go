@@ -108,6 +108,9 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 	if errors.Is(err, natsbus.ErrListen) {
 		return nil, fmt.Errorf("GATEWAY_NATS_ADDR: %w", err)
 	}
+	if errors.Is(err, natsbus.ErrConnect) {
+		return nil, fmt.Errorf("GATEWAY_NATS_URL: %w", err)
+	}
 	if err != nil {
 		return nil, err
 	}
