@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 )
 
@@ -34,7 +37,7 @@ func TestExternalNATSCredentials(t *testing.T) {
 			return ns.ClientURL(), []string{"GATEWAY_NATS_TOKEN=s3cret-token"}, []string{"GATEWAY_NATS_TOKEN=wrong-token"}
 		}},
 		{"creds file", func(t *testing.T) (string, []string, []string) {
-			url, right, wrong := runOperatorNATS(t)
+			url, right, wrong := runOperatorNATS(t, func(*server.Options) {})
 			return url, []string{"GATEWAY_NATS_CREDS=" + right}, []string{"GATEWAY_NATS_CREDS=" + wrong}
 		}},
 	} {
@@ -57,6 +60,54 @@ func TestExternalNATSCredentials(t *testing.T) {
 				t.Fatalf("got %+v, want %s", ev, res.ID)
 			}
 		})
+	}
+}
+
+// TestLeafNodeCreds runs a gateway as a leaf node of a deployment whose leaf connections
+// authenticate with a .creds file (GATEWAY_NATS_CREDS with GATEWAY_LEAF_REMOTES): with the
+// right file, its events are stored in the deployment's stream; with a wrong one, or none,
+// it refuses to start with one ERROR line saying why, rather than wait for the stream.
+func TestLeafNodeCreds(t *testing.T) {
+	t.Parallel()
+	leafPort := freePorts(t, 1)[0]
+	url, right, wrong := runOperatorNATS(t, func(o *server.Options) {
+		o.JetStreamDomain = "hub"
+		o.LeafNode = server.LeafNodeOpts{Host: "127.0.0.1", Port: leafPort}
+	})
+	leaf := []string{fmt.Sprintf("GATEWAY_LEAF_REMOTES=nats://127.0.0.1:%d", leafPort), "GATEWAY_JS_DOMAIN=hub"}
+	for _, refused := range []struct {
+		name string
+		env  []string
+	}{{"wrong", []string{"GATEWAY_NATS_CREDS=" + wrong}}, {"none", nil}} {
+		code, lines := runGateway(t, startTimeout, t.TempDir(), nil, append(leaf, refused.env...)...)
+		t.Logf("%s credentials:", refused.name)
+		checkStartFailure(t, code, lines, 1, "GATEWAY_NATS_CREDS", "Authorization Violation")
+	}
+
+	g := startGateway(t, append(leaf, "GATEWAY_NATS_CREDS="+right)...)
+	s := g.subscribe(t, "topic=leaf.creds")
+	res := g.publish(t, "leaf.creds", "", "through the deployment")
+	if ev := s.next(t); ev.ID != res.ID || ev.Data != "through the deployment" {
+		t.Fatalf("got %+v, want %s", ev, res.ID)
+	}
+	nc, err := nats.Connect(url, nats.UserCredentials(right))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), eventTimeout)
+	defer cancel()
+	stream, err := js.Stream(ctx, "NATSSE")
+	if err != nil {
+		t.Fatalf("the deployment's stream: %v", err)
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, "sse.leaf.creds")
+	if err != nil || msg.Sequence != res.Seq || string(msg.Data) != "through the deployment" {
+		t.Fatalf("the deployment's stream: %+v %v, want event %d", msg, err, res.Seq)
 	}
 }
 
@@ -86,10 +137,10 @@ func TestExternalNATSURLs(t *testing.T) {
 }
 
 // runOperatorNATS runs a deployment whose users authenticate with .creds files (a user JWT
-// signed by its account's key, and the user's seed), with JetStream in the account. It
-// returns its URL, a .creds file of one of its users, and one of a user of another
-// account, which it does not know.
-func runOperatorNATS(t *testing.T) (url, right, wrong string) {
+// signed by its account's key, and the user's seed), with JetStream in the account and the
+// options change sets. It returns its URL, a .creds file of one of its users, and one of a
+// user of another account, which it does not know.
+func runOperatorNATS(t *testing.T, change func(*server.Options)) (url, right, wrong string) {
 	t.Helper()
 	operator := mustKeys(t, nkeys.CreateOperator)
 	account := mustKeys(t, nkeys.CreateAccount)
@@ -114,6 +165,7 @@ func runOperatorNATS(t *testing.T) (url, right, wrong string) {
 		o.TrustedKeys = []string{publicKey(t, operator)}
 		o.AccountResolver = resolver
 		o.SystemAccount = publicKey(t, system)
+		change(o)
 	})
 	dir := t.TempDir()
 	return ns.ClientURL(), userCreds(t, account, filepath.Join(dir, "right.creds")),

@@ -25,6 +25,7 @@ var (
 	ErrUnavailable   = errors.New("natsbus: stream unavailable")
 	ErrListen        = errors.New("natsbus: cannot listen for NATS clients on")
 	ErrConnect       = errors.New("natsbus: cannot connect to the NATS deployment at")
+	ErrLeafRefused   = errors.New("natsbus: the deployment refused the leaf node's connection")
 )
 
 // Bus is a running NATS server with the gateway's stream, and a connection to it.
@@ -44,6 +45,8 @@ type Bus struct {
 	// resends: the stream can lose its leader with a publish unacknowledged (it is
 	// clustered, or elsewhere), so Publish sends an unanswered attempt again.
 	resends bool
+
+	serverLog *serverLogger // the embedded server's logger; nil without one
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -131,7 +134,13 @@ func (b *Bus) start() error {
 	b.js = js
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.StartTimeout)
 	defer cancel()
-	return b.ensureStream(ctx)
+	if err := b.ensureStream(ctx); err != nil {
+		return err
+	}
+	if b.serverLog != nil {
+		b.serverLog.setServing()
+	}
+	return nil
 }
 
 func (b *Bus) ensureStream(ctx context.Context) error {
@@ -161,6 +170,11 @@ func (b *Bus) ensureStream(ctx context.Context) error {
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			break
+		}
+		if b.serverLog != nil {
+			if msg := b.serverLog.leafRefused(); msg != "" {
+				return fmt.Errorf("%w: %s", ErrLeafRefused, msg)
+			}
 		}
 		if time.Since(lastLog) > 5*time.Second {
 			b.log.Info("waiting for JetStream to create the stream", "stream", cfg.Name, "replicas", cfg.Replicas, "err", err)
