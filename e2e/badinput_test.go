@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -164,29 +166,7 @@ func TestSanitized(t *testing.T) {
 func TestStartFailures(t *testing.T) {
 	t.Parallel()
 	const timeout = 15 * time.Second
-	// checkFailure checks a failed start's exit code and output.
-	checkFailure := func(t *testing.T, code int, lines []string, wantCode int, mentions ...string) {
-		t.Helper()
-		if code == 0 || (wantCode != 0 && code != wantCode) {
-			t.Errorf("exit code %d, want %d", code, wantCode)
-		}
-		out := strings.Join(lines, "\n")
-		for _, l := range lines {
-			if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "goroutine ") {
-				t.Errorf("the gateway crashed:\n%s", out)
-				return
-			}
-		}
-		if len(lines) != 1 {
-			t.Errorf("%d lines of output, want one error line:\n%s", len(lines), out)
-		}
-		for _, m := range mentions {
-			if !strings.Contains(strings.ToLower(out), strings.ToLower(m)) {
-				t.Errorf("output does not mention %q:\n%s", m, out)
-			}
-		}
-		t.Logf("output: %s", out)
-	}
+	checkFailure := checkStartFailure
 
 	t.Run("data dir locked", func(t *testing.T) {
 		t.Parallel()
@@ -272,9 +252,25 @@ func listenLocal(tb testing.TB) net.Listener {
 	return ln
 }
 
-// TestUsage checks that -h lists every GATEWAY_ variable and exits 0 without starting.
-func TestUsage(t *testing.T) {
+// TestUsageListsEveryDocumentedVariable checks that -h and --help list every variable of
+// README's tables of variables, each on a line of its own, and exit 0 without starting.
+// (cmd/gateway checks -h against the configuration's struct, defaults included.)
+func TestUsageListsEveryDocumentedVariable(t *testing.T) {
 	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, l := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(l, "| `GATEWAY_") {
+			cells := strings.Split(l, "|")
+			documented = append(documented, regexp.MustCompile(`GATEWAY_[A-Z0-9_]+`).FindAllString(cells[1], -1)...)
+		}
+	}
+	if len(documented) < 40 {
+		t.Fatalf("README documents %d variables: the tables were not found", len(documented))
+	}
 	for _, arg := range []string{"-h", "--help"} {
 		t.Run(arg, func(t *testing.T) {
 			t.Parallel()
@@ -282,19 +278,19 @@ func TestUsage(t *testing.T) {
 			if code != 0 {
 				t.Errorf("exit code %d, want 0", code)
 			}
-			out := strings.Join(lines, "\n")
-			for _, v := range []string{
-				"GATEWAY_HTTP_ADDR", "GATEWAY_NATS_ADDR", "GATEWAY_DATA_DIR", "GATEWAY_SUBJECT_PREFIX",
-				"GATEWAY_HISTORY_MAX_AGE", "GATEWAY_HISTORY_MAX_BYTES", "GATEWAY_HISTORY_MAX_MSGS",
-				"GATEWAY_KEEPALIVE", "GATEWAY_RETRY", "GATEWAY_BUFFER_SIZE", "GATEWAY_RECENT_EVENTS",
-				"GATEWAY_MAX_EVENT_BYTES", "GATEWAY_MAX_TOPICS", "GATEWAY_WRITE_TIMEOUT", "GATEWAY_CORS_ORIGINS",
-			} {
-				if !strings.Contains(out, v) {
-					t.Errorf("-h does not list %s", v)
+			listed := make(map[string]bool)
+			for _, l := range lines {
+				if f := strings.Fields(l); len(f) > 2 {
+					listed[f[0]] = true
 				}
 			}
-			if strings.Contains(out, "gateway started") {
-				t.Errorf("-h started the gateway:\n%s", out)
+			for _, v := range documented {
+				if !listed[v] {
+					t.Errorf("%s does not list %s", arg, v)
+				}
+			}
+			if out := strings.Join(lines, "\n"); strings.Contains(out, "gateway started") {
+				t.Errorf("%s started the gateway:\n%s", arg, out)
 			}
 		})
 	}

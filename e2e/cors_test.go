@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -70,5 +71,48 @@ func TestCORSCredentials(t *testing.T) {
 				t.Errorf("headers %v: want Allow-Origin %q, Allow-Credentials %q, Vary: Origin", h, tc.wantOrigin, tc.wantCredentials)
 			}
 		})
+	}
+}
+
+// TestCORSAnyOrigin checks GATEWAY_CORS_ORIGINS=*: a page of any origin gets
+// Access-Control-Allow-Origin: * (never credentials) on the preflights of streams and
+// publishes, which allow Last-Event-ID and Authorization, and on streams and publishes.
+func TestCORSAnyOrigin(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "GATEWAY_CORS_ORIGINS=*")
+	for i, origin := range []string{"http://anyone.example", "https://other.example:8443", "null"} {
+		checkAnyOrigin := func(what string, resp *http.Response, body []byte, status int) {
+			t.Helper()
+			h := resp.Header
+			if resp.StatusCode != status || h.Get("Access-Control-Allow-Origin") != "*" || h.Get("Access-Control-Allow-Credentials") != "" {
+				t.Errorf("%s from %s: %s %v %s, want %d with Access-Control-Allow-Origin: * and no credentials",
+					what, origin, resp.Status, h, body, status)
+			}
+		}
+		topic := fmt.Sprintf("any.%d", i)
+		for _, pre := range []struct{ path, method, headers string }{
+			{"/events?topic=" + topic, "GET", "last-event-id, authorization"},
+			{"/publish/" + topic, "POST", "authorization, content-type, idempotency-key"},
+		} {
+			resp, body := g.do(t, http.MethodOptions, pre.path, nil, http.Header{"Origin": {origin},
+				"Access-Control-Request-Method": {pre.method}, "Access-Control-Request-Headers": {pre.headers}})
+			checkAnyOrigin("preflight of "+pre.method, resp, body, http.StatusNoContent)
+			allowed := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+			for _, want := range strings.Split(pre.headers, ", ") {
+				if !strings.Contains(allowed, want) {
+					t.Errorf("preflight of %s from %s: Access-Control-Allow-Headers %q lacks %s", pre.method, origin, allowed, want)
+				}
+			}
+			if !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), pre.method) {
+				t.Errorf("preflight of %s from %s: Access-Control-Allow-Methods %q", pre.method, origin, resp.Header.Get("Access-Control-Allow-Methods"))
+			}
+		}
+		s := g.subscribeWith(t, "topic="+topic, streamOpts{header: http.Header{"Origin": {origin}}})
+		checkAnyOrigin("stream", s.resp, nil, http.StatusOK)
+		resp, body := g.do(t, http.MethodPost, "/publish/"+topic, strings.NewReader("from "+origin), http.Header{"Origin": {origin}})
+		checkAnyOrigin("publish", resp, body, http.StatusOK)
+		if ev := s.next(t); ev.Data != "from "+origin {
+			t.Errorf("stream from %s: got %+v, want the event it published", origin, ev)
+		}
 	}
 }

@@ -158,18 +158,24 @@ func (g *gatewayProc) waitStarted(timeout time.Duration) error {
 		}
 		return fmt.Errorf("no \"gateway started\" line within %s", timeout)
 	}
-	g.httpAddr, _ = line["http"].(string)
-	g.natsURL, _ = line["nats"].(string)
-	if g.httpAddr == "" || g.natsURL == "" {
+	httpAddr, _ := line["http"].(string)
+	natsURL, _ := line["nats"].(string)
+	if httpAddr == "" || natsURL == "" {
 		return fmt.Errorf("\"gateway started\" line without http and nats addresses: %v", line)
 	}
+	g.serves(httpAddr, natsURL)
+	return nil
+}
+
+// serves sets the addresses the gateway serves on, and makes its test client.
+func (g *gatewayProc) serves(httpAddr, natsURL string) {
+	g.httpAddr, g.natsURL = httpAddr, natsURL
 	g.base = "http://" + g.httpAddr
 	g.client = &http.Client{Transport: &http.Transport{
 		Proxy:               nil,
 		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     30 * time.Second,
 	}}
-	return nil
 }
 
 func (g *gatewayProc) hasExited() bool {

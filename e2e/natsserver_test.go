@@ -13,19 +13,28 @@ import (
 // deployment: with a JetStream domain and a leaf node listener when leafPort is not 0.
 func runNATS(tb testing.TB, domain string, leafPort int) *server.Server {
 	tb.Helper()
+	return runNATSWith(tb, func(opts *server.Options) {
+		opts.JetStreamDomain = domain
+		if leafPort != 0 {
+			opts.LeafNode = server.LeafNodeOpts{Host: "127.0.0.1", Port: leafPort}
+		}
+	})
+}
+
+// runNATSWith runs a NATS server with JetStream in the test process, as an existing
+// deployment, with the options change sets.
+func runNATSWith(tb testing.TB, change func(*server.Options)) *server.Server {
+	tb.Helper()
 	opts := &server.Options{
 		ServerName:             "deployment",
 		Host:                   "127.0.0.1",
 		Port:                   -1,
 		JetStream:              true,
-		JetStreamDomain:        domain,
 		StoreDir:               tb.TempDir(),
 		NoSigs:                 true,
 		DisableJetStreamBanner: true,
 	}
-	if leafPort != 0 {
-		opts.LeafNode = server.LeafNodeOpts{Host: "127.0.0.1", Port: leafPort}
-	}
+	change(opts)
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		tb.Fatalf("nats-server: %v", err)

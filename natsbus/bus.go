@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,8 @@ var (
 	ErrDataDirLocked = errors.New("natsbus: data dir locked")
 	ErrUnavailable   = errors.New("natsbus: stream unavailable")
 	ErrListen        = errors.New("natsbus: cannot listen for NATS clients on")
+	ErrConnect       = errors.New("natsbus: cannot connect to the NATS deployment at")
+	ErrLeafRefused   = errors.New("natsbus: the deployment refused the leaf node's connection")
 )
 
 // Bus is a running NATS server with the gateway's stream, and a connection to it.
@@ -42,6 +45,8 @@ type Bus struct {
 	// resends: the stream can lose its leader with a publish unacknowledged (it is
 	// clustered, or elsewhere), so Publish sends an unanswered attempt again.
 	resends bool
+
+	serverLog *serverLogger // the embedded server's logger; nil without one
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -107,6 +112,9 @@ func (b *Bus) start() error {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { b.log.Info("NATS connection restored", "url", nc.ConnectedUrlRedacted()) }),
 	)...)
+	if err != nil && len(b.opts.URLs) > 0 {
+		return fmt.Errorf("%w %s: %w", ErrConnect, redactURLs(b.opts.URLs), err)
+	}
 	if err != nil {
 		return fmt.Errorf("natsbus: connect to NATS: %w", err)
 	}
@@ -126,7 +134,13 @@ func (b *Bus) start() error {
 	b.js = js
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.StartTimeout)
 	defer cancel()
-	return b.ensureStream(ctx)
+	if err := b.ensureStream(ctx); err != nil {
+		return err
+	}
+	if b.serverLog != nil {
+		b.serverLog.setServing()
+	}
+	return nil
 }
 
 func (b *Bus) ensureStream(ctx context.Context) error {
@@ -156,6 +170,11 @@ func (b *Bus) ensureStream(ctx context.Context) error {
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			break
+		}
+		if b.serverLog != nil {
+			if msg := b.serverLog.leafRefused(); msg != "" {
+				return fmt.Errorf("%w: %s", ErrLeafRefused, msg)
+			}
 		}
 		if time.Since(lastLog) > 5*time.Second {
 			b.log.Info("waiting for JetStream to create the stream", "stream", cfg.Name, "replicas", cfg.Replicas, "err", err)
@@ -323,4 +342,16 @@ func (b *Bus) shutdown() {
 	if b.lock != nil {
 		b.lock.release()
 	}
+}
+
+// redactURLs joins urls with the passwords in them replaced by "xxxxx".
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, s := range urls {
+		out[i] = s
+		if u, err := url.Parse(strings.TrimSpace(s)); err == nil {
+			out[i] = u.Redacted()
+		}
+	}
+	return strings.Join(out, ",")
 }

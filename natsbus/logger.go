@@ -17,6 +17,10 @@ type serverLogger struct {
 	mu      sync.Mutex
 	fatal   string
 	started bool // before the start completes, fatal messages are returned, not logged
+	// Until the Bus serves, the deployment refusing this leaf node's connection is kept
+	// here, so that the start can fail with it; then it is logged as an error.
+	serving bool
+	refused string
 }
 
 func (l *serverLogger) setStarted() {
@@ -29,12 +33,42 @@ func (l *serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug
 func (l *serverLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
 func (l *serverLogger) Errorf(format string, v ...any) {
 	level := slog.LevelError
-	if msg := strings.ToLower(fmt.Sprintf(format, v...)); strings.Contains(msg, "authentication error") ||
-		strings.Contains(msg, "authorization violation") || strings.Contains(msg, "permissions violation") {
+	msg := strings.ToLower(fmt.Sprintf(format, v...))
+	refusal := strings.Contains(msg, "authentication error") || strings.Contains(msg, "authorization violation") ||
+		strings.Contains(msg, "permissions violation")
+	switch {
+	case refusal && strings.Contains(msg, "leafnode error"):
+		// The deployment refused this server's leaf connection: its credentials are wrong.
+		l.mu.Lock()
+		if !l.serving {
+			if l.refused == "" {
+				l.refused = strings.TrimSpace(fmt.Sprintf(format, v...))
+			}
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+	case refusal:
 		level = slog.LevelDebug // a client refused: anyone can cause it, nothing is wrong with the server
 	}
 	l.logf(level, format, v)
 }
+
+// leafRefused returns the deployment's first refusal of this leaf node's connection, ""
+// if none came before the Bus served.
+func (l *serverLogger) leafRefused() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused
+}
+
+// setServing logs the refusals of the leaf connection from now on.
+func (l *serverLogger) setServing() {
+	l.mu.Lock()
+	l.serving = true
+	l.mu.Unlock()
+}
+
 func (l *serverLogger) Debugf(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
 func (l *serverLogger) Tracef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
 

@@ -110,6 +110,30 @@ type Credentials struct {
 	Token    string
 }
 
+// check says what is wrong with the credentials, "" if nothing: they are set one way, and
+// only for a deployment to connect to (urls) or join (leaf, with a .creds file).
+func (c Credentials) check(urls, leaf bool) string {
+	ways := 0
+	for _, set := range []bool{c.File != "", c.User != "" || c.Password != "", c.Token != ""} {
+		if set {
+			ways++
+		}
+	}
+	switch {
+	case ways == 0:
+		return ""
+	case ways > 1:
+		return "set one way: a .creds file, a user and password, or a token"
+	case (c.User == "") != (c.Password == ""):
+		return "set both the user and the password"
+	case leaf && c.File == "":
+		return "a leaf node authenticates with a .creds file only"
+	case !urls && !leaf:
+		return "only to connect to an existing deployment, or to join one as a leaf node"
+	}
+	return ""
+}
+
 // An OptionError reports an Options field whose value cannot be used. The gateway package
 // reports its own options with it too.
 type OptionError struct {
@@ -144,6 +168,9 @@ func (o Options) Validate() error {
 		bad("Cluster.User", "set both the routes' user and password, or neither")
 	case o.Cluster.enabled() && o.ClientAuth != nil && o.Cluster.User == "":
 		bad("Cluster.User", "required with client auth: without route credentials, anyone who reaches the route port joins the cluster and sees every message")
+	}
+	if err := o.Credentials.check(len(o.URLs) > 0, len(o.LeafRemotes) > 0); err != "" {
+		bad("Credentials", "%s", err)
 	}
 	if o.embedsJetStream() && o.StoreDir == "" {
 		bad("StoreDir", "empty")

@@ -92,6 +92,7 @@ func (b *Bus) startServer() error {
 		return fmt.Errorf("natsbus: configure server: %w", err)
 	}
 	logger := &serverLogger{log: b.log}
+	b.serverLog = logger
 	ns.SetLoggerV2(logger, false, false, false)
 	b.ns = ns
 	ns.Start()

@@ -108,6 +108,12 @@ func start(cfg config, log *slog.Logger) (_ *app, err error) {
 	if errors.Is(err, natsbus.ErrListen) {
 		return nil, fmt.Errorf("GATEWAY_NATS_ADDR: %w", err)
 	}
+	if errors.Is(err, natsbus.ErrConnect) {
+		return nil, fmt.Errorf("GATEWAY_NATS_URL: %w", err)
+	}
+	if errors.Is(err, natsbus.ErrLeafRefused) {
+		return nil, fmt.Errorf("GATEWAY_LEAF_REMOTES, GATEWAY_NATS_CREDS: %w", err)
+	}
 	if err != nil {
 		return nil, err
 	}

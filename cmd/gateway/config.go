@@ -136,7 +136,7 @@ var optionVars = map[string]string{
 	"SubjectPrefix": "SUBJECT_PREFIX", "Stream": "STREAM", "MaxAge": "HISTORY_MAX_AGE",
 	"MaxBytes": "HISTORY_MAX_BYTES", "MaxMsgs": "HISTORY_MAX_MSGS", "DuplicateWindow": "DUPLICATE_WINDOW",
 	"SyncInterval": "FSYNC", "Cluster": "CLUSTER_NAME/ADDR/ROUTES", "Cluster.User": "CLUSTER_USER", "Cluster.TLSCert": "CLUSTER_TLS_CERT_FILE", "Replicas": "STREAM_REPLICAS",
-	"URLs": "NATS_URL", "LeafRemotes": "LEAF_REMOTES", "JetStreamDomain": "JS_DOMAIN",
+	"URLs": "NATS_URL", "LeafRemotes": "LEAF_REMOTES", "JetStreamDomain": "JS_DOMAIN", "Credentials": "NATS_CREDS/USER/PASSWORD/TOKEN",
 	"Secret": "AUTH_SECRET", "PublicKeyPEM": "AUTH_PUBLIC_KEY_FILE", "JWKSURL": "AUTH_JWKS_URL",
 	"Issuer": "AUTH_ISSUER", "Audience": "AUTH_AUDIENCE", "Anonymous": "AUTH_ANONYMOUS", "AuthCookie": "AUTH_COOKIE",
 	"MaxStreams": "MAX_STREAMS", "MaxStreamsPerClient": "MAX_STREAMS_PER_CLIENT", "PublishRate": "PUBLISH_RATE",

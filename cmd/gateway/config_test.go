@@ -13,7 +13,7 @@ import (
 
 // notFromEnvironment are the options the program sets itself, or leaves at their default.
 var notFromEnvironment = map[string]bool{
-	"Bus": true, "Logger": true, "StartTimeout": true, "MaxReplays": true, "Credentials": true,
+	"Bus": true, "Logger": true, "StartTimeout": true, "MaxReplays": true,
 	"MaxHeaderBytes": true, "PublishTimeout": true, "ClientAuth": true, "Auth": true, "HTTPClient": true,
 }
 
@@ -83,6 +83,63 @@ func TestSecurityConfigErrors(t *testing.T) {
 			err := c.validate()
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), secret) {
 				t.Fatalf("error %v: want one naming %s, without the secret", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestNATSModes checks that the ways to run NATS exclude each other, that a leaf node
+// needs its JetStream domain, and that credentials are set one way and for a deployment:
+// each refusal names the variables at fault; what README documents is accepted.
+func TestNATSModes(t *testing.T) {
+	cluster := func(c *config) {
+		c.ServerName, c.ClusterName, c.ClusterAddr = "n1", "c", "127.0.0.1:6222"
+		c.ClusterRoutes = []string{"nats://127.0.0.1:6222"}
+	}
+	url := func(c *config) { c.NATSURL = []string{"nats://127.0.0.1:4222"} }
+	leaf := func(c *config) { c.LeafRemotes, c.JSDomain = []string{"nats://127.0.0.1:7422"}, "hub" }
+	for _, tc := range []struct {
+		name    string
+		changes []func(*config)
+		want    []string // what the error names; none: accepted
+	}{
+		{"embedded cluster", []func(*config){cluster}, nil},
+		{"external", []func(*config){url}, nil},
+		{"leaf node", []func(*config){leaf}, nil},
+		{"external with creds", []func(*config){url, func(c *config) { c.NATSCreds = "user.creds" }}, nil},
+		{"external with user", []func(*config){url, func(c *config) { c.NATSUser, c.NATSPassword = "u", "p" }}, nil},
+		{"external with token", []func(*config){url, func(c *config) { c.NATSToken = "t" }}, nil},
+		{"leaf with creds", []func(*config){leaf, func(c *config) { c.NATSCreds = "user.creds" }}, nil},
+
+		{"external and cluster", []func(*config){url, cluster}, []string{"GATEWAY_NATS_URL", "cluster"}},
+		{"external and leaf", []func(*config){url, leaf}, []string{"GATEWAY_NATS_URL", "leaf"}},
+		{"leaf and cluster", []func(*config){leaf, cluster}, []string{"GATEWAY_LEAF_REMOTES", "cluster"}},
+		{"leaf without domain", []func(*config){leaf, func(c *config) { c.JSDomain = "" }}, []string{"GATEWAY_JS_DOMAIN", "required"}},
+		{"creds and token", []func(*config){url, func(c *config) { c.NATSCreds, c.NATSToken = "user.creds", "t" }}, []string{"GATEWAY_NATS_CREDS", "one way"}},
+		{"user and token", []func(*config){url, func(c *config) { c.NATSUser, c.NATSPassword, c.NATSToken = "u", "p", "t" }}, []string{"GATEWAY_NATS_CREDS", "one way"}},
+		{"user without password", []func(*config){url, func(c *config) { c.NATSUser = "u" }}, []string{"GATEWAY_NATS_CREDS", "password"}},
+		{"leaf with token", []func(*config){leaf, func(c *config) { c.NATSToken = "t" }}, []string{"GATEWAY_NATS_CREDS", ".creds file only"}},
+		{"token without deployment", []func(*config){func(c *config) { c.NATSToken = "t" }}, []string{"GATEWAY_NATS_CREDS", "existing deployment"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig(t)
+			for _, change := range tc.changes {
+				change(&c)
+			}
+			err := c.validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want an error naming %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
 			}
 		})
 	}

@@ -36,7 +36,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig()
 	if err != nil {
-		logger(os.Stderr, slog.LevelInfo, "text").Error("gateway failed to start", "err", err)
+		format := "text" // unless the format, at least, is right (cfg may not have read it)
+		if os.Getenv(envPrefix+"_LOG_FORMAT") == "json" {
+			format = "json"
+		}
+		logger(stderr, slog.LevelInfo, format).Error("gateway failed to start", "err", err)
 		return 1
 	}
 	level, _ := cfg.logLevel()
@@ -94,9 +98,20 @@ func usage(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	defaults := reflect.ValueOf(defaultConfig())
 	for i, f := range reflect.VisibleFields(defaults.Type()) {
-		fmt.Fprintf(tw, "  %s_%s\t%s\t%s\n", envPrefix, f.Tag.Get("envconfig"), showDefault(defaults.Field(i).Interface()), f.Tag.Get("desc"))
+		fmt.Fprintf(tw, "  %s_%s\t%s\t%s\n", envPrefix, f.Tag.Get("envconfig"), usageDefault(defaults.Field(i).Interface()), f.Tag.Get("desc"))
 	}
 	tw.Flush()
+}
+
+// noDefault is what -h shows for a variable that is empty unless set.
+const noDefault = "(none)"
+
+// usageDefault is a default as -h shows it: as it would be set, or noDefault.
+func usageDefault(v any) string {
+	if s := showDefault(v); s != "" {
+		return s
+	}
+	return noDefault
 }
 
 // showDefault writes a default as it would be set: "24h" rather than "24h0m0s", and
