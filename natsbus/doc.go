@@ -11,8 +11,9 @@
 //
 // A Bus is safe for concurrent use. Publish, Replay, Latest, State and Ready block for a NATS
 // round trip (bounded by their context), except State on a standalone embedded server, which
-// reads the stream's store in place; Replay and Latest also wait for one of
-// Options.MaxReplays slots. Concurrent Publishes are pipelined on the connection, each
+// reads the stream's store in place, and Ready on a node of an embedded cluster, which reads
+// its raft state (see CutOff: it looks twice, half a second apart, at a node that seems cut
+// off); Replay and Latest also wait for one of Options.MaxReplays slots. Concurrent Publishes are pipelined on the connection, each
 // answered by its own acknowledgement; a Publish whose stream is without a leader for a
 // moment sends its publication again until it is stored or its context ends, and Close
 // ends the waiting ones at once. The Bus starts no goroutine of its own: the embedded
