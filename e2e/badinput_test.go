@@ -52,6 +52,12 @@ func TestBadRequests(t *testing.T) {
 		{name: "id without sequence", method: "GET", path: "/events?topic=a&last_event_id=abc-", status: 400, code: "invalid_last_event_id"},
 		{name: "id with bad sequence", method: "GET", path: "/events?topic=a&last_event_id=abc-x1", status: 400, code: "invalid_last_event_id"},
 		{name: "id with signed sequence", method: "GET", path: "/events?topic=a&last_event_id=abc-%2B1", status: 400, code: "invalid_last_event_id"},
+		// Other spellings of an id the gateway issues, e.g. dn0x748fle8c-1, are not its ids.
+		{name: "upper-case Last-Event-ID", method: "GET", path: "/events?topic=a", header: http.Header{"Last-Event-ID": {"DN0X748FLE8C-1"}}, status: 400, code: "invalid_last_event_id"},
+		{name: "upper-case last_event_id", method: "GET", path: "/events?topic=a&last_event_id=DN0X748FLE8C-1", status: 400, code: "invalid_last_event_id"},
+		{name: "zero-padded Last-Event-ID", method: "GET", path: "/events?topic=a", header: http.Header{"Last-Event-ID": {"dn0x748fle8c-0001"}}, status: 400, code: "invalid_last_event_id"},
+		{name: "zero-padded last_event_id", method: "GET", path: "/events?topic=a&last_event_id=dn0x748fle8c-0001", status: 400, code: "invalid_last_event_id"},
+		{name: "zero-padded epoch", method: "GET", path: "/events?topic=a&last_event_id=0dn0x748fle8c-1", status: 400, code: "invalid_last_event_id"},
 		{name: "bad header wins over good query", method: "GET", path: "/events?topic=a&last_event_id=earliest", header: http.Header{"Last-Event-ID": {"nope"}}, status: 400, code: "invalid_last_event_id"},
 		{name: "foreign origin", method: "GET", path: "/events?topic=a", header: http.Header{"Origin": {"http://elsewhere.example"}}, status: 403},
 
@@ -85,7 +91,26 @@ func TestBadRequests(t *testing.T) {
 			if tc.body != "" {
 				body = strings.NewReader(tc.body)
 			}
-			resp, b := g.do(t, tc.method, tc.path, body, tc.header)
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, g.url(tc.path), body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			resp, err := g.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				// An accepted stream would not end: fail now rather than read it.
+				t.Fatalf("status 200 (%s), want %d", resp.Header.Get("Content-Type"), tc.status)
+			}
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d, want %d; body %s", resp.StatusCode, tc.status, b)
 			}
