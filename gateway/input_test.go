@@ -30,6 +30,8 @@ func TestBadInput(t *testing.T) {
 		{"event type with LF", "POST", "/publish/a?event=x%0Ay", "x", nil, 400, "invalid_event_type"},
 		{"reserved event type", "POST", "/publish/a?event=gap", "x", nil, 400, "invalid_event_type"},
 		{"event type with CR", "POST", "/publish/a?event=x%0Dy", "x", nil, 400, "invalid_event_type"},
+		{"event type with a leading space", "POST", "/publish/a?event=%20x", "x", nil, 400, "invalid_event_type"},
+		{"event type with a trailing tab", "POST", "/publish/a?event=x%09", "x", nil, 400, "invalid_event_type"},
 		{"typo in publish parameter", "POST", "/publish/a?evnt=x", "x", nil, 400, "bad_request"},
 		{"idempotency key too long", "POST", "/publish/a", "x", map[string]string{"Idempotency-Key": strings.Repeat("k", 257)}, 400, "bad_request"},
 		{"publish with GET", "GET", "/publish/a", "", nil, 405, "method_not_allowed"},
