@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -54,6 +55,12 @@ func TestBadRequests(t *testing.T) {
 		{name: "id without sequence", method: "GET", path: "/events?topic=a&last_event_id=abc-", status: 400, code: "invalid_last_event_id"},
 		{name: "id with bad sequence", method: "GET", path: "/events?topic=a&last_event_id=abc-x1", status: 400, code: "invalid_last_event_id"},
 		{name: "id with signed sequence", method: "GET", path: "/events?topic=a&last_event_id=abc-%2B1", status: 400, code: "invalid_last_event_id"},
+		// Other spellings of an id the gateway issues, e.g. dn0x748fle8c-1, are not its ids.
+		{name: "upper-case Last-Event-ID", method: "GET", path: "/events?topic=a", header: http.Header{"Last-Event-ID": {"DN0X748FLE8C-1"}}, status: 400, code: "invalid_last_event_id"},
+		{name: "upper-case last_event_id", method: "GET", path: "/events?topic=a&last_event_id=DN0X748FLE8C-1", status: 400, code: "invalid_last_event_id"},
+		{name: "zero-padded Last-Event-ID", method: "GET", path: "/events?topic=a", header: http.Header{"Last-Event-ID": {"dn0x748fle8c-0001"}}, status: 400, code: "invalid_last_event_id"},
+		{name: "zero-padded last_event_id", method: "GET", path: "/events?topic=a&last_event_id=dn0x748fle8c-0001", status: 400, code: "invalid_last_event_id"},
+		{name: "zero-padded epoch", method: "GET", path: "/events?topic=a&last_event_id=0dn0x748fle8c-1", status: 400, code: "invalid_last_event_id"},
 		{name: "bad header wins over good query", method: "GET", path: "/events?topic=a&last_event_id=earliest", header: http.Header{"Last-Event-ID": {"nope"}}, status: 400, code: "invalid_last_event_id"},
 		{name: "foreign origin", method: "GET", path: "/events?topic=a", header: http.Header{"Origin": {"http://elsewhere.example"}}, status: 403},
 
@@ -67,8 +74,11 @@ func TestBadRequests(t *testing.T) {
 		{name: "publish invalid UTF-8", method: "POST", path: "/publish/a", body: "ab\xff\xfecd", status: 400},
 		{name: "publish too large", method: "POST", path: "/publish/a", body: strings.Repeat("x", 70000), status: 413},
 		{name: "publish too large once encoded", method: "POST", path: "/publish/a", body: strings.Repeat("\n", 20000), status: 413},
-		{name: "publish event with LF", method: "POST", path: "/publish/a?event=x%0Ay", body: "x", status: 400},
-		{name: "publish event with CR", method: "POST", path: "/publish/a?event=x%0Dy", body: "x", status: 400},
+		{name: "publish event with LF", method: "POST", path: "/publish/a?event=x%0Ay", body: "x", status: 400, code: "invalid_event_type"},
+		{name: "publish event with CR", method: "POST", path: "/publish/a?event=x%0Dy", body: "x", status: 400, code: "invalid_event_type"},
+		{name: "publish event with NUL", method: "POST", path: "/publish/a?event=x%00y", body: "x", status: 400, code: "invalid_event_type"},
+		{name: "publish event gap", method: "POST", path: "/publish/a?event=gap", body: "x", status: 400, code: "invalid_event_type"},
+		{name: "publish event token_expired", method: "POST", path: "/publish/a?event=token_expired", body: "x", status: 400, code: "invalid_event_type"},
 		{name: "publish typo evnt", method: "POST", path: "/publish/a?evnt=x", body: "x", status: 400},
 		{name: "publish long Idempotency-Key", method: "POST", path: "/publish/a", header: http.Header{"Idempotency-Key": {strings.Repeat("k", 300)}}, body: "x", status: 400},
 
@@ -87,7 +97,26 @@ func TestBadRequests(t *testing.T) {
 			if tc.body != "" {
 				body = strings.NewReader(tc.body)
 			}
-			resp, b := g.do(t, tc.method, tc.path, body, tc.header)
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, g.url(tc.path), body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			resp, err := g.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				// An accepted stream would not end: fail now rather than read it.
+				t.Fatalf("status 200 (%s), want %d", resp.Header.Get("Content-Type"), tc.status)
+			}
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d, want %d; body %s", resp.StatusCode, tc.status, b)
 			}
@@ -135,29 +164,37 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// TestSanitized publishes over NATS what an HTTP publish would refuse: invalid UTF-8 and
-// a type with a line break. Subscribers must still get a well-formed event (bytes
-// replaced), and /stats counts it.
-func TestSanitized(t *testing.T) {
+// TestTopicLength: a topic or a filter may be 256 bytes long, counted in bytes, for streams
+// and publishes alike; an event on the longest topic arrives; one byte more is refused.
+func TestTopicLength(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	nc, _ := g.natsConn(t)
-	s := g.subscribe(t, "topic=dirty")
-	if err := nc.PublishMsg(natsMsg("dirty", "bad\ntype", "ok\xffok", "")); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.PublishMsg(natsMsg("dirty", "", "clean", "")); err != nil {
-		t.Fatal(err)
-	}
-	ev := s.next(t)
-	if ev.Data != "ok\uFFFDok" || strings.ContainsAny(ev.Type, "\r\n") || !strings.HasPrefix(ev.Type, "bad") {
-		t.Errorf("sanitized event %+v", ev)
-	}
-	if ev := s.next(t); ev.Data != "clean" || ev.Type != "" {
-		t.Errorf("next event %+v", ev)
-	}
-	if st := g.stats(t); st.Sanitized != 1 {
-		t.Errorf("stats: sanitized %d, want 1", st.Sanitized)
+	for _, longest := range []string{
+		strings.Repeat("a", 127) + "." + strings.Repeat("b", 128),
+		strings.Repeat("é", 128), // 2 bytes each
+	} {
+		if len(longest) != 256 {
+			t.Fatalf("%d bytes", len(longest))
+		}
+		filter := longest[:254] + ".>"
+		s := g.subscribe(t, topicQuery(longest, filter))
+		res := g.publish(t, longest, "", "on the longest topic")
+		if ev := s.next(t); ev.ID != res.ID || ev.Data != "on the longest topic" {
+			t.Errorf("got %+v, want %s", ev, res.ID)
+		}
+		for _, over := range []string{longest + "c", filter[:254] + "c.>"} {
+			resp, cancel := g.openStream(t, topicQuery(over), streamOpts{})
+			if resp.StatusCode == http.StatusOK {
+				cancel()
+				t.Fatalf("a stream on %d bytes was accepted", len(over))
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			cancel()
+			expectRefused(t, fmt.Sprintf("stream on %d bytes", len(over)), resp, body, 400, "invalid_topic", "")
+		}
+		resp, body := g.do(t, "POST", "/publish/"+url.PathEscape(longest+"c"), strings.NewReader("x"), nil)
+		expectRefused(t, "publish on 257 bytes", resp, body, 400, "invalid_topic", "")
 	}
 }
 

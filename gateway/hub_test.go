@@ -93,24 +93,6 @@ func TestHubJoin(t *testing.T) {
 	}
 }
 
-func TestIDRoundTrip(t *testing.T) {
-	t.Parallel()
-	for _, p := range []position{{0, 0}, {1, 1}, {1<<64 - 1, 1<<64 - 1}, {1763731200000000000, 42}} {
-		got, err := parseID(p.String())
-		if err != nil || got != p {
-			t.Errorf("parseID(%q) = %v, %v", p.String(), got, err)
-		}
-		if len(p.String()) > maxIDLen {
-			t.Errorf("%q longer than maxIDLen", p.String())
-		}
-	}
-	for _, bad := range []string{"", "-", "1-", "-1", "x", "1-x", "1-+2", "1--2", "zzzzzzzzzzzzzzzz-1", "1-99999999999999999999999", " 1-2"} {
-		if _, err := parseID(bad); err == nil {
-			t.Errorf("parseID(%q) accepted", bad)
-		}
-	}
-}
-
 func TestLooksLike(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {

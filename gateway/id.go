@@ -28,17 +28,28 @@ func appendID(dst []byte, p position) []byte {
 
 func (p position) String() string { return string(appendID(nil, p)) }
 
+// parseID reads an id the gateway issued: exactly what appendID writes, so that one
+// position has one id. Any other spelling of it (upper case, leading zeros, a sign) is not
+// an id the gateway sent, and is refused.
 func parseID(s string) (position, error) {
-	e, q, ok := strings.Cut(s, "-")
-	if !ok || e == "" || q == "" {
+	bad := func() (position, error) {
 		return position{}, fmt.Errorf("%w %q: want the id of an event this gateway sent", errBadID, truncate(s, 64))
+	}
+	e, q, ok := strings.Cut(s, "-")
+	if !ok || len(s) > maxIDLen {
+		return bad()
 	}
 	epoch, err1 := strconv.ParseUint(e, 36, 64)
 	seq, err2 := strconv.ParseUint(q, 10, 64)
-	if err1 != nil || err2 != nil || q[0] == '+' {
-		return position{}, fmt.Errorf("%w %q: want the id of an event this gateway sent", errBadID, truncate(s, 64))
+	if err1 != nil || err2 != nil {
+		return bad()
 	}
-	return position{epoch: epoch, seq: seq}, nil
+	p := position{epoch: epoch, seq: seq}
+	var canonical [maxIDLen]byte
+	if string(appendID(canonical[:0], p)) != s {
+		return bad()
+	}
+	return p, nil
 }
 
 func truncate(s string, n int) string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -29,8 +30,10 @@ func TestBadInput(t *testing.T) {
 		{"event type with LF", "POST", "/publish/a?event=x%0Ay", "x", nil, 400, "invalid_event_type"},
 		{"reserved event type", "POST", "/publish/a?event=gap", "x", nil, 400, "invalid_event_type"},
 		{"event type with CR", "POST", "/publish/a?event=x%0Dy", "x", nil, 400, "invalid_event_type"},
+		{"event type with a leading space", "POST", "/publish/a?event=%20x", "x", nil, 400, "invalid_event_type"},
+		{"event type with a trailing tab", "POST", "/publish/a?event=x%09", "x", nil, 400, "invalid_event_type"},
 		{"typo in publish parameter", "POST", "/publish/a?evnt=x", "x", nil, 400, "bad_request"},
-		{"idempotency key with newline", "POST", "/publish/a", "x", map[string]string{"Idempotency-Key": strings.Repeat("k", 300)}, 400, "bad_request"},
+		{"idempotency key too long", "POST", "/publish/a", "x", map[string]string{"Idempotency-Key": strings.Repeat("k", 257)}, 400, "bad_request"},
 		{"publish with GET", "GET", "/publish/a", "", nil, 405, "method_not_allowed"},
 		{"no topic", "GET", "/events", "", nil, 400, "bad_request"},
 		{"empty topic", "GET", "/events?topic=", "", nil, 400, "invalid_topic"},
@@ -80,6 +83,28 @@ func TestBadInput(t *testing.T) {
 	id := e.publish(t, "a", "", "still here")
 	if got := c.next(t); got.ID != id {
 		t.Fatalf("got %s, want %s", got.ID, id)
+	}
+}
+
+// TestIdempotencyKeyOnOneLine: a key with a line break is refused, and nothing is stored.
+// net/http refuses such a header before any handler runs, so the requests go to the
+// gateway's router itself, as where its Handler is served some other way.
+func TestIdempotencyKeyOnOneLine(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil, nil)
+	for _, key := range []string{"k\nk", "k\rk", "k\r\n", strings.Repeat("k", 255) + "\n"} {
+		req := httptest.NewRequestWithContext(t.Context(), "POST", "/publish/a", strings.NewReader("x"))
+		req.Header[HeaderIdempotencyKey] = []string{key}
+		rec := httptest.NewRecorder()
+		e.gw.Handler().ServeHTTP(rec, req)
+		var body errorBody
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 400 || body.Code != "bad_request" {
+			t.Errorf("key %q: status %d, body %q", key, rec.Code, rec.Body)
+		}
+	}
+	// Nothing was stored: the next publish is the stream's first event.
+	if id, want := e.publish(t, "a", "", "marker"), (position{epoch: e.bus.Epoch(), seq: 1}).String(); id != want {
+		t.Fatalf("the publish after the refused ones got the id %s, want %s", id, want)
 	}
 }
 

@@ -147,6 +147,10 @@ func (g *Gateway) parsePublish(c *gin.Context, topic string, buf *[]byte) (natsb
 	if reservedType(p.Type) {
 		return p, wrapf(sseformat.ErrInvalidType, "event type %q is reserved for the gateway's own notices", p.Type)
 	}
+	if t := p.Type; t != "" && (strings.IndexByte(" \t", t[0]) >= 0 || strings.IndexByte(" \t", t[len(t)-1]) >= 0) {
+		// NATS headers trim them: the event would be stored with another type.
+		return p, wrapf(sseformat.ErrInvalidType, "event type %q: a leading or trailing space or tab", truncate(t, 64))
+	}
 	key := c.GetHeader(HeaderIdempotencyKey)
 	if len(key) > 256 || strings.ContainsAny(key, "\r\n") {
 		return p, wrapf(errBadRequest, "%s header: at most 256 bytes on one line", HeaderIdempotencyKey)

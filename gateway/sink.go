@@ -90,6 +90,13 @@ func takeOver(c *gin.Context) *connSink {
 	if c.Request.ProtoMajor != 1 || c.Request.ProtoMinor < 1 {
 		return nil
 	}
+	// gin's Hijack panics when the writer beneath it cannot hijack (where the Handler is
+	// served behind a wrapper of net/http's writer, say): that one is asked first.
+	if u, ok := c.Writer.(interface{ Unwrap() http.ResponseWriter }); ok {
+		if _, ok := u.Unwrap().(http.Hijacker); !ok {
+			return nil
+		}
+	}
 	conn, _, err := http.NewResponseController(c.Writer).Hijack()
 	if err != nil {
 		return nil // not an HTTP/1.1 connection of net/http's
