@@ -39,7 +39,7 @@ func TestShutdown(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-	if limit := cpuBound(3*shutdownPromise); took > limit {
+	if limit := cpuBound(3 * shutdownPromise); took > limit {
 		t.Errorf("took %s to exit, want at most %s", took, limit)
 	}
 	for i, s := range streams {

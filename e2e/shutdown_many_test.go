@@ -103,7 +103,7 @@ func TestShutdownManyStreams(t *testing.T) {
 	}
 	pollUntil(t, time.Minute, "every stream received the first event", received)
 
-	limit := cpuBound(3*shutdownPromise)
+	limit := cpuBound(3 * shutdownPromise)
 	code, took := g.stop(t)
 	if code != 0 {
 		t.Fatalf("gateway exited with %d", code)
