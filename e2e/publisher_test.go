@@ -52,6 +52,7 @@ type ack struct {
 	topic string
 	data  string    // unique per logical publish (its key), when the test checks it
 	kind  string    // "http" or "js"
+	via   string    // the base URL of the gateway that acknowledged an HTTP publish
 	began time.Time // when its first attempt began: it was not stored before
 	at    time.Time
 }
@@ -105,22 +106,16 @@ func (l *ackList) randomID(epoch string) string {
 // and with its data, and that no publish was stored twice despite its retries.
 func checkStored(t *testing.T, stream []storedMsg, acks []ack) {
 	t.Helper()
-	bySeq := make(map[uint64]storedMsg, len(stream))
 	copies := map[string][]uint64{}
 	for _, m := range stream {
-		bySeq[m.seq] = m
 		copies[m.data] = append(copies[m.data], m.seq)
 	}
-	missing := 0
-	for _, a := range acks {
-		if m, ok := bySeq[a.seq]; !ok || m.topic != a.topic || m.data != a.data {
-			if missing++; missing <= 5 {
-				t.Errorf("acknowledged %s publish %q on %s (seq %d) is not in the stream: found %+v", a.kind, a.data, a.topic, a.seq, m)
-			}
-		}
+	missing := missingAcks(stream, acks)
+	for _, a := range missing[:min(len(missing), 5)] {
+		t.Errorf("acknowledged %s publish %q on %s (seq %d) is not in the stream: found %+v", a.kind, a.data, a.topic, a.seq, storedAt(stream, a.seq))
 	}
-	if missing > 5 {
-		t.Errorf("... %d acknowledged publishes missing in all", missing)
+	if len(missing) > 5 {
+		t.Errorf("... %d acknowledged publishes missing in all", len(missing))
 	}
 	twice := 0
 	for data, seqs := range copies {
@@ -130,6 +125,22 @@ func checkStored(t *testing.T, stream []storedMsg, acks []ack) {
 			}
 		}
 	}
+}
+
+// missingAcks returns the acknowledged publishes that are not in the stream at their
+// sequence, on their topic and with their data.
+func missingAcks(stream []storedMsg, acks []ack) []ack {
+	bySeq := make(map[uint64]storedMsg, len(stream))
+	for _, m := range stream {
+		bySeq[m.seq] = m
+	}
+	var out []ack
+	for _, a := range acks {
+		if m, ok := bySeq[a.seq]; !ok || m.topic != a.topic || m.data != a.data {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // publisher runs publish loops, each on a goroutine of its own, until halted.
@@ -268,7 +279,7 @@ func startLoad(tb testing.TB, bases []string, httpWorkers int, natsURLs string, 
 			base := bases[node%len(bases)]
 			node++
 			seq, err := httpPublish(context.Background(), client, base, topic, key, key)
-			return ack{seq: seq, topic: topic, data: key, kind: "http"}, err
+			return ack{seq: seq, topic: topic, data: key, kind: "http", via: base}, err
 		})
 	}
 	if js != nil {
