@@ -6,55 +6,15 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/natsse/natsse/sseformat"
 )
 
-// This file holds the clients of the partition test that follow one node and resume on
-// another: a client of the majority, whose newest id a client resuming on the healed node
-// presents right after the heal, when that node may not have caught up with it yet.
-
-// newestWatcher follows a stream of one gateway and keeps the id of the newest event it
-// received.
-type newestWatcher struct {
-	newest atomic.Pointer[string]
-	stream *sseStream
-	done   chan struct{} // closed once the stream has ended and its events are read
-}
-
-// watchNewest opens a stream of filters on n and follows it until the test ends.
-func watchNewest(tb testing.TB, n *clusterNode, filters []string) *newestWatcher {
-	tb.Helper()
-	w := &newestWatcher{
-		stream: subscribeURL(tb, n.http, n.base+"/events?"+topicQuery(filters...), streamOpts{}),
-		done:   make(chan struct{}),
-	}
-	go func() {
-		defer close(w.done)
-		for ev := range w.stream.events {
-			w.newest.Store(&ev.ID)
-		}
-	}()
-	tb.Cleanup(func() {
-		w.stream.close()
-		<-w.done
-	})
-	return w
-}
-
-// id returns the id of the newest event received, "" before the first.
-func (w *newestWatcher) id() string {
-	if p := w.newest.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
-// ended reports whether the gateway ended the stream.
-func (w *newestWatcher) ended() bool { return isClosed(w.done) }
+// This file holds the clients of the partition test that resume on the healed node right
+// after the heal, with the newest id a client of the majority received: an id that node
+// may not have caught up with yet.
 
 // retryAnswer is an answer to GET /events that carried no event.
 type retryAnswer struct {

@@ -71,8 +71,12 @@ func TestPartition(t *testing.T) {
 			majority = append(majority, n)
 		}
 	}
-	watcher := watchNewest(t, majority[0], []string{"fo.>"})
-	pollUntil(t, time.Minute, "an event on the majority's watcher", func() bool { return watcher.id() != "" })
+	// A client of the majority, resuming there whenever its stream ends: right after the
+	// heal, clients resume on the healed node with the newest id it received.
+	watcher := newResumer([]string{majority[0].base}, 0, []string{"fo.>"}, epoch, formatID(epoch, load.acks.maxSeq()))
+	watcher.detail = true
+	watching := runResumers(t, []*resumer{watcher})
+	pollUntil(t, time.Minute, "an event on the majority's watcher", func() bool { return watcher.newest() != "" })
 
 	cut := time.Now()
 	lan.cutOff(t, vi)
@@ -89,15 +93,13 @@ func TestPartition(t *testing.T) {
 	healed := time.Now()
 	t.Logf("healed after %s", healed.Sub(cut).Round(time.Millisecond))
 
-	// Right after the heal, clients resume on the healed node with the newest id a client of
-	// the majority received, one every healResumeEvery.
 	resumeFilters := []string{"fo.>"}
 	var resumes healResumes
 	resumeClient := &http.Client{Transport: &http.Transport{Proxy: nil}}
 	t.Cleanup(resumeClient.CloseIdleConnections)
 	tick := time.NewTicker(healResumeEvery)
 	for range healResumeCount {
-		from := watcher.id()
+		from := watcher.newest()
 		seq, err := seqOf(from, epoch)
 		if err != nil {
 			t.Fatal(err)
@@ -107,9 +109,6 @@ func TestPartition(t *testing.T) {
 		<-tick.C
 	}
 	tick.Stop()
-	if watcher.ended() {
-		t.Logf("the watcher's stream on %s ended before the heal's resumes: they resumed from an older id", majority[0].name)
-	}
 	pollUntil(t, time.Minute, "/readyz 200 on "+victim.name+" after the heal", func() bool {
 		return victim.status(t.Context(), "/readyz") == http.StatusOK
 	})
@@ -128,7 +127,7 @@ func TestPartition(t *testing.T) {
 	acks := append(load.acks.all(), pubs.acked("fo.a", victim.base)...)
 	var minority []ack
 	for _, a := range acks {
-		if a.via == victim.base && !a.at.Before(cut) && !a.at.After(healed) {
+		if (a.via == victim.base || a.via == victim.natsURL) && !a.at.Before(cut) && !a.at.After(healed) {
 			minority = append(minority, a)
 		}
 	}
@@ -139,10 +138,18 @@ func TestPartition(t *testing.T) {
 	checkStored(t, stream, acks)
 	// (c)
 	clusterCheckClients(t, cc, stream)
+	clusterCheckClients(t, watching, stream)
 	// (d)
 	for i, r := range resumes.all {
 		r.check(t, stream, resumeFilters, fmt.Sprintf("resume %d on the healed %s after %s (+%s after the heal)",
 			i+1, victim.name, r.from, r.began.Sub(healed).Round(time.Millisecond)))
+	}
+	// The majority serves on: publishing stalls no longer than its election.
+	stall, stallAt := longestGap(load.acks.times(""), cut, healed)
+	t.Logf("majority: publishing stalled %s at most during the cut (from +%s); %d publishes acknowledged during the cut",
+		stall.Round(time.Millisecond), stallAt.Sub(cut).Round(time.Millisecond), countAcked(acks, cut, healed))
+	if stall > majorityUnready {
+		t.Errorf("publishing through the majority stalled %s during the cut, want at most %s", stall.Round(time.Millisecond), majorityUnready)
 	}
 	// (e), (f)
 	checkIsolatedReady(t, ready[vi].probes.all(), victim.name, cut, healed)
@@ -151,7 +158,7 @@ func TestPartition(t *testing.T) {
 	}
 	checkIsolatedPublishes(t, pubs.sentWithin(cut, healed), victim.name, healed)
 	partitionSummary(t, cc, &resumes, minority, cut)
-	t.Logf("%d events stored, %d acknowledged publishes (%d failed attempts retried)", len(stream), len(acks), load.failures.Load())
+	t.Logf("%d events stored, %d acknowledged publishes (%d failed attempts retried: %s)", len(stream), len(acks), load.failures.Load(), load.errors(4))
 }
 
 // checkIsolatedReady checks the cut node's /readyz: 503 within isolatedUnready of the cut
@@ -274,13 +281,28 @@ func partitionSummary(t *testing.T, cc *resumers, resumes *healResumes, minority
 			hgaps++
 		}
 		retries += len(r.retries)
-		firsts = append(firsts, r.first.Round(time.Millisecond).String())
+		if len(r.seqs) == 0 {
+			firsts = append(firsts, "none")
+		} else {
+			firsts = append(firsts, r.first.Round(time.Millisecond).String())
+		}
 	}
 	t.Logf("clients: %d duplicates, %d false gaps; resumes on the healed node: %d duplicates, %d false gaps, %d retry-only answers, first event after %v",
 		dups, gaps, hdups, hgaps, retries, firsts)
 	var at []string
 	for _, a := range minority {
-		at = append(at, "+"+a.at.Sub(cut).Round(time.Millisecond).String())
+		at = append(at, fmt.Sprintf("+%s (%s)", a.at.Sub(cut).Round(time.Millisecond), a.kind))
 	}
 	t.Logf("%d publishes acknowledged by the cut-off node during the cut, at %v", len(minority), at)
+}
+
+// countAcked counts the acks acknowledged in [from, to].
+func countAcked(acks []ack, from, to time.Time) int {
+	n := 0
+	for _, a := range acks {
+		if !a.at.Before(from) && !a.at.After(to) {
+			n++
+		}
+	}
+	return n
 }

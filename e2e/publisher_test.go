@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -52,7 +54,7 @@ type ack struct {
 	topic string
 	data  string    // unique per logical publish (its key), when the test checks it
 	kind  string    // "http" or "js"
-	via   string    // the base URL of the gateway that acknowledged an HTTP publish
+	via   string    // the gateway's base URL (HTTP) or the NATS server's URL (JetStream) it came through
 	began time.Time // when its first attempt began: it was not stored before
 	at    time.Time
 }
@@ -147,6 +149,8 @@ func missingAcks(stream []storedMsg, acks []ack) []ack {
 type publisher struct {
 	acks     ackList
 	failures atomic.Int64 // failed attempts, each retried
+	errMu    sync.Mutex
+	errs     map[string]int // the failed attempts by error
 	stop     chan struct{}
 	once     sync.Once
 	wg       sync.WaitGroup
@@ -154,7 +158,7 @@ type publisher struct {
 
 // newPublisher returns a publisher without loops; it is halted when the test ends.
 func newPublisher(tb testing.TB) *publisher {
-	p := &publisher{stop: make(chan struct{})}
+	p := &publisher{stop: make(chan struct{}), errs: map[string]int{}}
 	tb.Cleanup(p.halt)
 	return p
 }
@@ -183,6 +187,9 @@ func (p *publisher) start(interval time.Duration, publish func(i int) (ack, erro
 					break
 				}
 				p.failures.Add(1)
+				p.errMu.Lock()
+				p.errs[err.Error()]++
+				p.errMu.Unlock()
 			}
 		}
 	})
@@ -202,6 +209,19 @@ func (p *publisher) startUnacked(interval time.Duration, send func(i int)) {
 			send(i)
 		}
 	})
+}
+
+// errors describes the failed attempts: the most frequent errors first, with their counts.
+func (p *publisher) errors(n int) string {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	msgs := slices.Collect(maps.Keys(p.errs))
+	slices.SortFunc(msgs, func(a, b string) int { return cmp.Or(p.errs[b]-p.errs[a], strings.Compare(a, b)) })
+	var out []string
+	for _, m := range msgs[:min(n, len(msgs))] {
+		out = append(out, fmt.Sprintf("%d× %s", p.errs[m], m))
+	}
+	return strings.Join(out, "; ")
 }
 
 // halt stops the loops and waits for them. It is idempotent.
@@ -235,7 +255,9 @@ func httpPublish(ctx context.Context, client *http.Client, base, topic, key, dat
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("status %d", resp.StatusCode)
+		var e errorResult
+		json.NewDecoder(resp.Body).Decode(&e)
+		return 0, fmt.Errorf("status %d from %s: %s", resp.StatusCode, base, e.Error)
 	}
 	var r publishResult
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
@@ -254,8 +276,10 @@ func startLoad(tb testing.TB, bases []string, httpWorkers int, natsURLs string, 
 	tb.Helper()
 	tag := rand.Uint32() // keys unique to this load, should another share the stream
 	var js jetstream.JetStream
+	var nc *nats.Conn
 	if natsURLs != "" {
-		nc, err := nats.Connect(natsURLs, nats.Name("e2e-cluster-publisher"), nats.DontRandomize(),
+		var err error
+		nc, err = nats.Connect(natsURLs, nats.Name("e2e-cluster-publisher"), nats.DontRandomize(),
 			nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 		if err != nil {
 			tb.Fatalf("connect to %s: %v", natsURLs, err)
@@ -292,7 +316,7 @@ func startLoad(tb testing.TB, bases []string, httpWorkers int, natsURLs string, 
 			if err != nil {
 				return ack{}, err
 			}
-			return ack{seq: a.Sequence, topic: topic, data: id, kind: "js"}, nil
+			return ack{seq: a.Sequence, topic: topic, data: id, kind: "js", via: nc.ConnectedUrl()}, nil
 		})
 	}
 	return p
