@@ -78,8 +78,8 @@ func TestPartition(t *testing.T) {
 	watching := runResumers(t, []*resumer{watcher})
 	pollUntil(t, time.Minute, "an event on the majority's watcher", func() bool { return watcher.newest() != "" })
 
-	cut := time.Now()
 	lan.cutOff(t, vi)
+	cut := time.Now() // the partition is complete
 	t.Logf("cut %s (the stream leader) off from %s and %s after %d acknowledged publishes", victim.name, majority[0].name, majority[1].name, load.acks.count())
 	pubs := startProber(t, publishTimeout, probePublish(victim, "fo.a", fmt.Sprintf("cut-%08x", rand.Uint32())))
 	partition := time.NewTimer(partitionLength)
@@ -122,8 +122,8 @@ func TestPartition(t *testing.T) {
 	clusterWaitHealthy(t, js, len(nodes), time.Minute)
 	stream := readStreamNamed(t, js, streamName)
 
-	// (a), (b): every acknowledged publish is stored once; those the cut node acknowledged
-	// during the cut are reported apart.
+	// Every acknowledged publish is stored, once; those the cut-off node acknowledged during
+	// the cut are reported apart.
 	acks := append(load.acks.all(), pubs.acked("fo.a", victim.base)...)
 	var minority []ack
 	for _, a := range acks {
@@ -136,10 +136,10 @@ func TestPartition(t *testing.T) {
 			len(missing), len(minority), victim.name, missing[0])
 	}
 	checkStored(t, stream, acks)
-	// (c)
+	// Every client received exactly the stream's events of its topics.
 	clusterCheckClients(t, cc, stream)
 	clusterCheckClients(t, watching, stream)
-	// (d)
+	// The resumes on the healed node continued exactly after their id.
 	for i, r := range resumes.all {
 		r.check(t, stream, resumeFilters, fmt.Sprintf("resume %d on the healed %s after %s (+%s after the heal)",
 			i+1, victim.name, r.from, r.began.Sub(healed).Round(time.Millisecond)))
@@ -151,7 +151,7 @@ func TestPartition(t *testing.T) {
 	if stall > majorityUnready {
 		t.Errorf("publishing through the majority stalled %s during the cut, want at most %s", stall.Round(time.Millisecond), majorityUnready)
 	}
-	// (e), (f)
+	// What load balancers and publishers saw of each node.
 	checkIsolatedReady(t, ready[vi].probes.all(), victim.name, cut, healed)
 	for i, n := range majority {
 		checkMajorityReady(t, ready[slices.Index(nodes, n)].sentWithin(cut, healed), n.name, majorityReady[i])
@@ -215,13 +215,18 @@ func checkIsolatedReady(t *testing.T, probes []probe, name string, cut, healed t
 func checkMajorityReady(t *testing.T, probes []probe, name string, atEnd int) {
 	t.Helper()
 	unready := 0
+	statuses := map[int]int{}
+	var slowest time.Duration
 	for _, p := range probes {
+		statuses[p.status]++
+		slowest = max(slowest, p.took)
 		if p.status != http.StatusOK {
 			unready++
 		}
 	}
 	total := time.Duration(unready) * probeInterval
-	t.Logf("majority %s: /readyz not 200 for %s during the cut (%d of %d probes); %d at its end", name, total, unready, len(probes), atEnd)
+	t.Logf("majority %s: /readyz not 200 for %s during the cut (%d of %d probes; statuses %v, 0 for no answer within %s; slowest %s); %d at its end",
+		name, total, unready, len(probes), statuses, readyProbeTimeout, slowest.Round(time.Millisecond), atEnd)
 	if total > majorityUnready {
 		t.Errorf("majority %s: /readyz not 200 for %s during the cut, want at most %s", name, total, majorityUnready)
 	}
