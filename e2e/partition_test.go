@@ -146,11 +146,14 @@ func TestPartition(t *testing.T) {
 	}
 	// The majority serves on: publishing stalls no longer than its election.
 	stall, stallAt := longestGap(load.acks.times(""), cut, healed)
-	t.Logf("majority: publishing stalled %s at most during the cut (from +%s); %d publishes acknowledged during the cut",
-		stall.Round(time.Millisecond), stallAt.Sub(cut).Round(time.Millisecond), countAcked(acks, cut, healed))
+	t.Logf("majority: publishing stalled %s at most during the cut (from %s); %d publishes acknowledged during the cut",
+		stall.Round(time.Millisecond), offset(stallAt, cut), countAcked(acks, cut, healed))
 	if stall > majorityUnready {
 		t.Errorf("publishing through the majority stalled %s during the cut, want at most %s", stall.Round(time.Millisecond), majorityUnready)
 	}
+	after, afterAt := longestGap(load.acks.times(""), healed, healed.Add(readyAfterHeal))
+	t.Logf("after the heal: publishing stalled %s at most in the first %s (from %s)",
+		after.Round(time.Millisecond), readyAfterHeal, offset(afterAt, healed))
 	// What load balancers and publishers saw of each node.
 	checkIsolatedReady(t, ready[vi].probes.all(), victim.name, cut, healed)
 	for i, n := range majority {
@@ -203,8 +206,22 @@ func checkIsolatedReady(t *testing.T, probes []probe, name string, cut, healed t
 		t.Errorf("healed %s: /readyz never answered 200 after the heal", name)
 		return
 	}
+	flaps, lastFlap := 0, time.Time{}
+	for _, p := range probes {
+		if p.sent.After(back) && p.status != http.StatusOK {
+			flaps++
+			if p.answered().After(lastFlap) {
+				lastFlap = p.answered()
+			}
+		}
+	}
 	took := back.Sub(healed)
-	t.Logf("healed %s: /readyz 200 %s after the heal", name, took.Round(time.Millisecond))
+	if flaps == 0 {
+		t.Logf("healed %s: /readyz 200 %s after the heal, and 200 since", name, took.Round(time.Millisecond))
+	} else {
+		t.Logf("healed %s: /readyz 200 %s after the heal, then %d answers other than 200, the last +%s after the heal",
+			name, took.Round(time.Millisecond), flaps, lastFlap.Sub(healed).Round(time.Millisecond))
+	}
 	if took > readyAfterHeal {
 		t.Errorf("healed %s: /readyz answered 200 %s after the heal, want within %s", name, took.Round(time.Millisecond), readyAfterHeal)
 	}
@@ -310,4 +327,13 @@ func countAcked(acks []ack, from, to time.Time) int {
 		}
 	}
 	return n
+}
+
+// offset says when t was relative to ref: "+1.5s", "-20ms".
+func offset(t, ref time.Time) string {
+	d := t.Sub(ref).Round(time.Millisecond)
+	if d < 0 {
+		return d.String()
+	}
+	return "+" + d.String()
 }
