@@ -313,7 +313,7 @@ func partitionSummary(t *testing.T, cc *resumers, resumes *healResumes, minority
 		dups, gaps, hdups, hgaps, retries, firsts)
 	var at []string
 	for _, a := range minority {
-		at = append(at, fmt.Sprintf("+%s (%s)", a.at.Sub(cut).Round(time.Millisecond), a.kind))
+		at = append(at, fmt.Sprintf("%s (%s, seq %d, first attempt %s)", offset(a.at, cut), a.kind, a.seq, offset(a.began, cut)))
 	}
 	t.Logf("%d publishes acknowledged by the cut-off node during the cut, at %v", len(minority), at)
 }

@@ -158,7 +158,7 @@ func (p *prober) acked(topic, via string) []ack {
 	var out []ack
 	for _, pr := range p.probes.all() {
 		if pr.status == http.StatusOK {
-			out = append(out, ack{seq: pr.seq, topic: topic, data: pr.key, kind: "http", via: via, at: pr.answered()})
+			out = append(out, ack{seq: pr.seq, topic: topic, data: pr.key, kind: "http", via: via, began: pr.sent, at: pr.answered()})
 		}
 	}
 	return out
