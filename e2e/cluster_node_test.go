@@ -87,6 +87,7 @@ func ephemeralLow() int {
 type clusterNode struct {
 	name     string
 	dir      string
+	prefix   []string // the command its process is launched through, if any (clusterHost)
 	env      []string // its settings, the same on every start
 	httpAddr string
 	base     string // http://host:port
@@ -102,30 +103,50 @@ type clusterNode struct {
 // clusterStarts collects the failed starts of the nodes of several clusters.
 type clusterStarts = syncList[string]
 
-// clusterNewNodes prepares n cluster nodes with the same routes, each with its own data
-// dir and ports, and a stream with n replicas. Their processes are not started: set extra
-// settings in env first if needed, then launch them. Failed starts are added to starts.
+// clusterHost is where a cluster node runs: the address its listeners bind to, and the
+// command its process is launched through (none: the gateway binary itself).
+type clusterHost struct {
+	addr   string
+	prefix []string
+}
+
+// clusterNewNodes prepares n cluster nodes on 127.0.0.1 with the same routes, each with
+// its own data dir and ports, and a stream with n replicas. Their processes are not
+// started: set extra settings in env first if needed, then launch them. Failed starts are
+// added to starts.
 func clusterNewNodes(tb testing.TB, n int, starts *clusterStarts) []*clusterNode {
 	tb.Helper()
+	hosts := make([]clusterHost, n)
+	for i := range hosts {
+		hosts[i].addr = "127.0.0.1"
+	}
+	return clusterNewNodesOn(tb, hosts, starts)
+}
+
+// clusterNewNodesOn is clusterNewNodes with a node on each of hosts.
+func clusterNewNodesOn(tb testing.TB, hosts []clusterHost, starts *clusterStarts) []*clusterNode {
+	tb.Helper()
+	n := len(hosts)
 	ports := freePorts(tb, 3*n)
 	routes := make([]string, n)
-	for i := range n {
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[3*i])
+	for i, h := range hosts {
+		routes[i] = fmt.Sprintf("nats://%s:%d", h.addr, ports[3*i])
 	}
 	nodes := make([]*clusterNode, n)
-	for i := range n {
+	for i, h := range hosts {
 		nd := &clusterNode{
 			name:     fmt.Sprintf("n%d", i+1),
 			dir:      tb.TempDir(),
-			httpAddr: fmt.Sprintf("127.0.0.1:%d", ports[3*i+1]),
-			natsURL:  fmt.Sprintf("nats://127.0.0.1:%d", ports[3*i+2]),
+			prefix:   h.prefix,
+			httpAddr: fmt.Sprintf("%s:%d", h.addr, ports[3*i+1]),
+			natsURL:  fmt.Sprintf("nats://%s:%d", h.addr, ports[3*i+2]),
 			http:     &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8}, Timeout: 30 * time.Second},
 		}
 		nd.base = "http://" + nd.httpAddr
 		nd.env = append(slices.Clone(clusterSettings),
 			"GATEWAY_SERVER_NAME="+nd.name,
 			"GATEWAY_CLUSTER_NAME=natsse-e2e",
-			fmt.Sprintf("GATEWAY_CLUSTER_ADDR=127.0.0.1:%d", ports[3*i]),
+			fmt.Sprintf("GATEWAY_CLUSTER_ADDR=%s:%d", h.addr, ports[3*i]),
 			"GATEWAY_CLUSTER_ROUTES="+strings.Join(routes, ","),
 			fmt.Sprintf("GATEWAY_STREAM_REPLICAS=%d", n),
 			"GATEWAY_HTTP_ADDR="+nd.httpAddr,
@@ -145,7 +166,7 @@ func clusterNewNodes(tb testing.TB, n int, starts *clusterStarts) []*clusterNode
 // of the cluster still running is stopped at once.
 func (n *clusterNode) launch(tb testing.TB) {
 	tb.Helper()
-	n.proc = launchGateway(tb, n.dir, n.env...)
+	n.proc = launchGatewayVia(tb, n.prefix, n.dir, n.env...)
 	tb.Cleanup(func() { clusterStopAll(tb, n.peers) })
 }
 

@@ -21,9 +21,7 @@ type netnsHost struct {
 // needs root and iproute2: without them it skips, except under CI=true, where it fails.
 func newNetnsHost(tb testing.TB) *netnsHost {
 	tb.Helper()
-	if _, err := exec.LookPath("ip"); err != nil || os.Geteuid() != 0 {
-		skipOrFail(tb, "needs root and iproute2's ip command (network namespaces)")
-	}
+	requireNetns(tb)
 	id := os.Getpid() % 200
 	h := &netnsHost{
 		name:     fmt.Sprintf("natsse-e2e-%d", os.Getpid()),
@@ -34,9 +32,7 @@ func newNetnsHost(tb testing.TB) *netnsHost {
 	peer := h.link + "p"
 	run := func(args ...string) {
 		tb.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			tb.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
+		runIP(tb, args...)
 	}
 	run("netns", "add", h.name)
 	tb.Cleanup(func() {
@@ -57,9 +53,7 @@ func newNetnsHost(tb testing.TB) *netnsHost {
 // FIN or a reset, and nothing reaches it.
 func (h *netnsHost) cut(tb testing.TB) {
 	tb.Helper()
-	if out, err := exec.Command("ip", "link", "set", h.link, "down").CombinedOutput(); err != nil {
-		tb.Fatalf("ip link set %s down: %v: %s", h.link, err, out)
-	}
+	runIP(tb, "link", "set", h.link, "down")
 }
 
 // TestVanishedClient subscribes from another host, then makes that host vanish without a

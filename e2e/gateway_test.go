@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,13 +104,22 @@ func gatewayEnv(dataDir string, env []string) []string {
 // stopped (and checked for crashes) when the test ends.
 func launchGateway(tb testing.TB, dataDir string, env ...string) *gatewayProc {
 	tb.Helper()
+	return launchGatewayVia(tb, nil, dataDir, env...)
+}
+
+// launchGatewayVia is launchGateway through a command that execs the gateway binary, given
+// as its last argument, in the same process: with prefix "ip netns exec NAME", the gateway
+// runs in that network namespace, and the pid and signals are still the gateway's.
+func launchGatewayVia(tb testing.TB, prefix []string, dataDir string, env ...string) *gatewayProc {
+	tb.Helper()
 	g := &gatewayProc{
 		dataDir: dataDir,
 		env:     env,
 		log:     newLogLines(),
 		exited:  make(chan struct{}),
 	}
-	g.cmd = exec.Command(gatewayBin)
+	argv := append(slices.Clone(prefix), gatewayBin)
+	g.cmd = exec.Command(argv[0], argv[1:]...)
 	g.cmd.Env = gatewayEnv(dataDir, env)
 	g.cmd.Stdout = g.log
 	g.cmd.Stderr = g.log

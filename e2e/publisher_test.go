@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -52,6 +54,7 @@ type ack struct {
 	topic string
 	data  string    // unique per logical publish (its key), when the test checks it
 	kind  string    // "http" or "js"
+	via   string    // the gateway's base URL (HTTP) or the NATS server's URL (JetStream) it came through
 	began time.Time // when its first attempt began: it was not stored before
 	at    time.Time
 }
@@ -105,22 +108,16 @@ func (l *ackList) randomID(epoch string) string {
 // and with its data, and that no publish was stored twice despite its retries.
 func checkStored(t *testing.T, stream []storedMsg, acks []ack) {
 	t.Helper()
-	bySeq := make(map[uint64]storedMsg, len(stream))
 	copies := map[string][]uint64{}
 	for _, m := range stream {
-		bySeq[m.seq] = m
 		copies[m.data] = append(copies[m.data], m.seq)
 	}
-	missing := 0
-	for _, a := range acks {
-		if m, ok := bySeq[a.seq]; !ok || m.topic != a.topic || m.data != a.data {
-			if missing++; missing <= 5 {
-				t.Errorf("acknowledged %s publish %q on %s (seq %d) is not in the stream: found %+v", a.kind, a.data, a.topic, a.seq, m)
-			}
-		}
+	missing := missingAcks(stream, acks)
+	for _, a := range missing[:min(len(missing), 5)] {
+		t.Errorf("acknowledged %s publish %q on %s (seq %d) is not in the stream: found %+v", a.kind, a.data, a.topic, a.seq, storedAt(stream, a.seq))
 	}
-	if missing > 5 {
-		t.Errorf("... %d acknowledged publishes missing in all", missing)
+	if len(missing) > 5 {
+		t.Errorf("... %d acknowledged publishes missing in all", len(missing))
 	}
 	twice := 0
 	for data, seqs := range copies {
@@ -132,10 +129,28 @@ func checkStored(t *testing.T, stream []storedMsg, acks []ack) {
 	}
 }
 
+// missingAcks returns the acknowledged publishes that are not in the stream at their
+// sequence, on their topic and with their data.
+func missingAcks(stream []storedMsg, acks []ack) []ack {
+	bySeq := make(map[uint64]storedMsg, len(stream))
+	for _, m := range stream {
+		bySeq[m.seq] = m
+	}
+	var out []ack
+	for _, a := range acks {
+		if m, ok := bySeq[a.seq]; !ok || m.topic != a.topic || m.data != a.data {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // publisher runs publish loops, each on a goroutine of its own, until halted.
 type publisher struct {
 	acks     ackList
 	failures atomic.Int64 // failed attempts, each retried
+	errMu    sync.Mutex
+	errs     map[string]int // the failed attempts by error
 	stop     chan struct{}
 	once     sync.Once
 	wg       sync.WaitGroup
@@ -143,7 +158,7 @@ type publisher struct {
 
 // newPublisher returns a publisher without loops; it is halted when the test ends.
 func newPublisher(tb testing.TB) *publisher {
-	p := &publisher{stop: make(chan struct{})}
+	p := &publisher{stop: make(chan struct{}), errs: map[string]int{}}
 	tb.Cleanup(p.halt)
 	return p
 }
@@ -172,6 +187,9 @@ func (p *publisher) start(interval time.Duration, publish func(i int) (ack, erro
 					break
 				}
 				p.failures.Add(1)
+				p.errMu.Lock()
+				p.errs[err.Error()]++
+				p.errMu.Unlock()
 			}
 		}
 	})
@@ -191,6 +209,19 @@ func (p *publisher) startUnacked(interval time.Duration, send func(i int)) {
 			send(i)
 		}
 	})
+}
+
+// errors describes the failed attempts: the most frequent errors first, with their counts.
+func (p *publisher) errors(n int) string {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	msgs := slices.Collect(maps.Keys(p.errs))
+	slices.SortFunc(msgs, func(a, b string) int { return cmp.Or(p.errs[b]-p.errs[a], strings.Compare(a, b)) })
+	var out []string
+	for _, m := range msgs[:min(n, len(msgs))] {
+		out = append(out, fmt.Sprintf("%d× %s", p.errs[m], m))
+	}
+	return strings.Join(out, "; ")
 }
 
 // halt stops the loops and waits for them. It is idempotent.
@@ -224,7 +255,9 @@ func httpPublish(ctx context.Context, client *http.Client, base, topic, key, dat
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("status %d", resp.StatusCode)
+		var e errorResult
+		json.NewDecoder(resp.Body).Decode(&e)
+		return 0, fmt.Errorf("status %d from %s: %s", resp.StatusCode, base, e.Error)
 	}
 	var r publishResult
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
@@ -243,8 +276,10 @@ func startLoad(tb testing.TB, bases []string, httpWorkers int, natsURLs string, 
 	tb.Helper()
 	tag := rand.Uint32() // keys unique to this load, should another share the stream
 	var js jetstream.JetStream
+	var nc *nats.Conn
 	if natsURLs != "" {
-		nc, err := nats.Connect(natsURLs, nats.Name("e2e-cluster-publisher"), nats.DontRandomize(),
+		var err error
+		nc, err = nats.Connect(natsURLs, nats.Name("e2e-cluster-publisher"), nats.DontRandomize(),
 			nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 		if err != nil {
 			tb.Fatalf("connect to %s: %v", natsURLs, err)
@@ -268,7 +303,7 @@ func startLoad(tb testing.TB, bases []string, httpWorkers int, natsURLs string, 
 			base := bases[node%len(bases)]
 			node++
 			seq, err := httpPublish(context.Background(), client, base, topic, key, key)
-			return ack{seq: seq, topic: topic, data: key, kind: "http"}, err
+			return ack{seq: seq, topic: topic, data: key, kind: "http", via: base}, err
 		})
 	}
 	if js != nil {
@@ -281,7 +316,7 @@ func startLoad(tb testing.TB, bases []string, httpWorkers int, natsURLs string, 
 			if err != nil {
 				return ack{}, err
 			}
-			return ack{seq: a.Sequence, topic: topic, data: id, kind: "js"}, nil
+			return ack{seq: a.Sequence, topic: topic, data: id, kind: "js", via: nc.ConnectedUrl()}, nil
 		})
 	}
 	return p

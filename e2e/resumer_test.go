@@ -45,6 +45,7 @@ type resumer struct {
 	target uint64 // the last matching sequence in the stream; set before the run is finishing
 
 	received atomic.Int64           // events received so far
+	lastID   atomic.Pointer[string] // the id of the last event received
 	current  atomic.Pointer[string] // what it is doing, for failure messages
 
 	// Written while it runs; read once it has returned.
@@ -230,6 +231,7 @@ func (c *resumer) session(ctx context.Context, done func() bool) (ended bool) {
 			c.events = append(c.events, sumOf(ev))
 		}
 		c.last = ev.ID
+		c.lastID.Store(&ev.ID)
 		c.received.Add(1)
 	}
 }
@@ -245,6 +247,15 @@ func (c *resumer) doing() string {
 		return *p
 	}
 	return "not started"
+}
+
+// newest returns the id of the last event received, "" before the first. Unlike the
+// fields it records, it may be called while the client runs.
+func (c *resumer) newest() string {
+	if p := c.lastID.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // lastSeq is the sequence of the last event received, 0 if none.
