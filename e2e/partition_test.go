@@ -11,12 +11,17 @@ import (
 )
 
 // The bounds an operator of a three-node cluster relies on when one node is cut off from
-// the other two, while clients and load balancers still reach it.
+// the other two, while clients and load balancers still reach it: 3x what README promises
+// (a node knows it is cut off after 3 s of silence from its peers; the others stay ready
+// through their election; the healed node is ready within a few seconds).
 const (
-	isolatedUnready = 6 * time.Second  // the cut node's /readyz answers 503 within this of the cut
-	isolatedPublish = 6 * time.Second  // a publish to the cut node is answered 503 within this
-	majorityUnready = 12 * time.Second // the others' /readyz is not 200 for longer than this in all
-	readyAfterHeal  = 10 * time.Second // the cut node's /readyz answers 200 within this of the heal
+	isolatedUnready = 9 * time.Second  // the cut node's /readyz answers 503 within this of the cut
+	isolatedPublish = 9 * time.Second  // a publish to the cut node is answered 503 within this
+	majorityUnready = 6 * time.Second  // the others' /readyz is not 200 for longer than this in all
+	readyAfterHeal  = 15 * time.Second // the cut node's /readyz answers 200 within this of the heal
+	// Publishing through the others pauses for their election: NATS's 4-9 s, after the
+	// leader's silence is noticed.
+	majorityStall = 15 * time.Second
 )
 
 // The scenario of TestPartition.
@@ -148,8 +153,8 @@ func TestPartition(t *testing.T) {
 	stall, stallAt := longestGap(load.acks.times(""), cut, healed)
 	t.Logf("majority: publishing stalled %s at most during the cut (from %s); %d publishes acknowledged during the cut",
 		stall.Round(time.Millisecond), offset(stallAt, cut), countAcked(acks, cut, healed))
-	if stall > majorityUnready {
-		t.Errorf("publishing through the majority stalled %s during the cut, want at most %s", stall.Round(time.Millisecond), majorityUnready)
+	if stall > majorityStall {
+		t.Errorf("publishing through the majority stalled %s during the cut, want at most %s", stall.Round(time.Millisecond), majorityStall)
 	}
 	after, afterAt := longestGap(load.acks.times(""), healed, healed.Add(readyAfterHeal))
 	t.Logf("after the heal: publishing stalled %s at most in the first %s (from %s)",

@@ -15,7 +15,24 @@ func (o *Options) readsLocalState() bool { return o.embedsJetStream() && !o.Clus
 // store cannot be read so (a server without JetStream standalone, one shutting down, or a
 // stream that is not the one the Bus created); the caller then asks the stream.
 func (b *Bus) localState() (s streamState, ok bool) {
-	if !b.opts.readsLocalState() || b.ns == nil {
+	if !b.opts.readsLocalState() {
+		return s, false
+	}
+	return b.replicaState(false)
+}
+
+// StoredLast returns the last sequence in this process's own copy of the stream, read in
+// place: the stream's, on a standalone server; its replica's, on a node of an embedded
+// cluster, which may lag the stream's leader. ok is false when this process holds no copy.
+func (b *Bus) StoredLast() (last uint64, ok bool) {
+	s, ok := b.replicaState(true)
+	return s.last, ok
+}
+
+// replicaState reads the state of the embedded server's copy of the stream, if it holds
+// one, of the stream the Bus created; a replica of a clustered stream only if replicas.
+func (b *Bus) replicaState(replicas bool) (s streamState, ok bool) {
+	if b.ns == nil || !b.opts.embedsJetStream() {
 		return s, false
 	}
 	acc := b.ns.GlobalAccount() // the gateway's account, where the stream is (see clientAccounts)
@@ -30,7 +47,7 @@ func (b *Bus) localState() (s streamState, ok bool) {
 		if sd.Name != b.opts.Stream {
 			continue
 		}
-		if uint64(sd.Created.UnixNano()) != b.epoch || (sd.Cluster != nil && len(sd.Cluster.Replicas) > 0) {
+		if uint64(sd.Created.UnixNano()) != b.epoch || (!replicas && sd.Cluster != nil && len(sd.Cluster.Replicas) > 0) {
 			return s, false // recreated since the Bus started, or replicated: ask the stream
 		}
 		s.first, s.last = sd.State.FirstSeq, sd.State.LastSeq
