@@ -276,29 +276,6 @@ func (b *Bus) Consumers(ctx context.Context) (int, error) {
 	return info.State.Consumers, nil
 }
 
-// Ready reports whether the server, the connection and the stream can serve. A node of an
-// embedded cluster that holds a replica of the stream is ready while it is in touch with a
-// quorum (see CutOff), even while the stream elects a new leader; others ask the stream,
-// which must have a leader.
-func (b *Bus) Ready(ctx context.Context) error {
-	select {
-	case <-b.closed:
-		return ErrClosed
-	default:
-	}
-	if !b.nc.IsConnected() {
-		return fmt.Errorf("%w: not connected", ErrUnavailable)
-	}
-	if err := b.CutOff(); err != nil {
-		return err
-	}
-	if b.ns != nil && b.opts.embedsJetStream() && b.opts.Cluster.enabled() && b.streamGroup() != "" {
-		return nil
-	}
-	_, err := b.info(ctx)
-	return err
-}
-
 // closing reports whether Close has begun, or the connection closed for good.
 func (b *Bus) closing() bool {
 	select {

@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -20,6 +21,29 @@ const metaGroup = "_meta_"
 // ErrCutOff is the reason a node of an embedded cluster cannot store or deliver: it is
 // cut off from a quorum of its peers (see Bus.CutOff). It wraps ErrUnavailable.
 var ErrCutOff = fmt.Errorf("%w: this node is cut off from a quorum of the cluster", ErrUnavailable)
+
+// Ready reports whether the server, the connection and the stream can serve. A node of an
+// embedded cluster that holds a replica of the stream is ready while it is in touch with a
+// quorum (see CutOff), even while the stream elects a new leader; others ask the stream,
+// which must have a leader.
+func (b *Bus) Ready(ctx context.Context) error {
+	select {
+	case <-b.closed:
+		return ErrClosed
+	default:
+	}
+	if !b.nc.IsConnected() {
+		return fmt.Errorf("%w: not connected", ErrUnavailable)
+	}
+	if err := b.CutOff(); err != nil {
+		return err
+	}
+	if b.ns != nil && b.opts.embedsJetStream() && b.opts.Cluster.enabled() && b.streamGroup() != "" {
+		return nil
+	}
+	_, err := b.info(ctx)
+	return err
+}
 
 // CutOff returns ErrCutOff, saying why, when this node of an embedded cluster has not
 // heard from a quorum of the stream's raft group, or of JetStream's meta group, within
