@@ -32,11 +32,32 @@ func (e *TruncatedError) Error() string {
 //
 // When the events right after after were removed by the stream's limits, Replay returns a
 // *TruncatedError before calling fn. Each replay uses a short-lived consumer that is
-// deleted before Replay returns.
+// deleted before Replay returns; on a replicated stream, the stream's leader then confirms
+// that nothing was missed (see complete.go).
 func (b *Bus) Replay(ctx context.Context, filters []string, after, upTo uint64, fn func(Message) error) error {
-	if after >= upTo {
-		return nil
+	for after < upTo {
+		last := after
+		err := b.replayOnce(ctx, filters, after, upTo, func(m Message) error {
+			last = m.Seq
+			return fn(m)
+		})
+		if err != nil || !b.replicated() {
+			return err
+		}
+		// Its consumer's node may lag the leader (see complete.go).
+		missed, err := b.missedAfter(ctx, b.subjects(filters), last, upTo)
+		if err != nil || missed == 0 {
+			return err
+		}
+		b.log.Info("replay: the consumer's copy of the stream lagged; reading on", "after", last, "next", missed, "up_to", upTo)
+		after = last
 	}
+	return nil
+}
+
+// replayOnce is Replay with one consumer, which delivers what its node's copy of the
+// stream holds.
+func (b *Bus) replayOnce(ctx context.Context, filters []string, after, upTo uint64, fn func(Message) error) error {
 	cfg := jetstream.ConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   after + 1,
@@ -62,10 +83,7 @@ func (b *Bus) withConsumer(ctx context.Context, what string, filters []string, c
 	case <-b.closed:
 		return ErrClosed
 	}
-	subjects := make([]string, 0, len(filters))
-	for _, f := range ReduceFilters(filters) {
-		subjects = append(subjects, b.Subject(f))
-	}
+	subjects := b.subjects(filters)
 	cfg.AckPolicy = jetstream.AckNonePolicy
 	cfg.InactiveThreshold = time.Minute
 	cfg.MemoryStorage = true
@@ -126,4 +144,13 @@ func (b *Bus) drain(ctx context.Context, what string, cons jetstream.Consumer, u
 		}
 	}
 	return nil
+}
+
+// subjects returns the subjects of topic filters, without those another one covers.
+func (b *Bus) subjects(filters []string) []string {
+	subjects := make([]string, 0, len(filters))
+	for _, f := range ReduceFilters(filters) {
+		subjects = append(subjects, b.Subject(f))
+	}
+	return subjects
 }
