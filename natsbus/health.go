@@ -38,7 +38,7 @@ func (b *Bus) Ready(ctx context.Context) error {
 	if err := b.CutOff(); err != nil {
 		return err
 	}
-	if b.ns != nil && b.opts.embedsJetStream() && b.opts.Cluster.enabled() && b.streamGroup() != "" {
+	if b.clusterNode() && b.streamGroup() != "" {
 		return nil
 	}
 	_, err := b.info(ctx)
@@ -58,7 +58,7 @@ func (b *Bus) Ready(ctx context.Context) error {
 // cluster it returns nil: a standalone server holds the only copy, and a deployment
 // elsewhere is judged by its answers (see Ready).
 func (b *Bus) CutOff() error {
-	if b.ns == nil || !b.opts.embedsJetStream() || !b.opts.Cluster.enabled() {
+	if !b.clusterNode() {
 		return nil
 	}
 	if b.cutOff() == nil {
@@ -92,6 +92,11 @@ func (b *Bus) cutOff() error {
 		}
 	}
 	return nil
+}
+
+// clusterNode reports whether the Bus runs a node of an embedded cluster, with JetStream.
+func (b *Bus) clusterNode() bool {
+	return b.ns != nil && b.opts.embedsJetStream() && b.opts.Cluster.enabled()
 }
 
 // streamGroup returns the name of the raft group of this node's replica of the stream, or

@@ -63,15 +63,11 @@ type puller struct {
 // pull starts a puller of cons's messages.
 func (b *Bus) pull(cons jetstream.Consumer, opts pullOptions) (*puller, error) {
 	info := cons.CachedInfo()
-	prefix := jetstream.DefaultAPIPrefix
-	if b.opts.JetStreamDomain != "" {
-		prefix = "$JS." + b.opts.JetStreamDomain + ".API."
-	}
 	opts.maxBytes = max(opts.maxBytes, 2*int(b.nc.MaxPayload()))
 	p := &puller{
 		b:       b,
 		opts:    opts,
-		subject: prefix + "CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name,
+		subject: b.apiPrefix() + "CONSUMER.MSG.NEXT." + info.Stream + "." + info.Name,
 		inbox:   b.nc.NewInbox(),
 		// Room for every message asked for, and the statuses that end requests: a full
 		// channel would drop messages.
