@@ -106,6 +106,11 @@ func TestFeedRepairs(t *testing.T) {
 			if f.Restarts() == 0 {
 				t.Fatal("the feed delivered everything without repairing itself: the stall was not one")
 			}
+			// The callback delivered 20; Last says so once it has returned.
+			deadline := time.Now().Add(10 * time.Second)
+			for f.Last() != 20 && time.Now().Before(deadline) {
+				<-time.After(10 * time.Millisecond) // polling interval
+			}
 			if f.Last() != 20 {
 				t.Fatalf("Last() = %d, want 20", f.Last())
 			}
