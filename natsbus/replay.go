@@ -93,7 +93,7 @@ func (b *Bus) withConsumer(ctx context.Context, what string, filters []string, c
 	} else {
 		cfg.FilterSubjects = subjects
 	}
-	cons, err := b.stream.CreateConsumer(ctx, cfg)
+	cons, err := b.createConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("%w: %s consumer: %w", ErrUnavailable, what, err)
 	}
@@ -153,4 +153,26 @@ func (b *Bus) subjects(filters []string) []string {
 		subjects = append(subjects, b.Subject(f))
 	}
 	return subjects
+}
+
+// createAttempt bounds one request to create a consumer of a stream that can lose a node:
+// NATS may place a one-replica consumer on a node that died a moment ago (the others have
+// not yet marked it offline), and the request then goes unanswered.
+const createAttempt = 5 * time.Second
+
+// createConsumer creates a consumer as cfg says. On a Bus whose stream can lose a node, an
+// attempt unanswered within createAttempt is made again, placed anew, until ctx is done;
+// a consumer the lost attempt made is removed by the server once inactive.
+func (b *Bus) createConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if !b.resends {
+		return b.stream.CreateConsumer(ctx, cfg)
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, createAttempt)
+		cons, err := b.stream.CreateConsumer(actx, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return cons, err
+		}
+	}
 }
